@@ -1,0 +1,154 @@
+"""Atomic, pickle-free checkpoints: safetensors for tensors, JSON for everything else.
+
+A checkpoint is a directory ``step-000123/`` holding
+
+* the model in Hugging Face layout (``config.json``, ``model.safetensors``) and the tokenizer, so
+  ``AutoModelForCausalLM.from_pretrained(path)`` loads it directly;
+* ``optimizer.safetensors`` + ``optimizer.json``: optimizer tensors and scalars;
+* ``trainer_state.json``: step, scheduler, Python/torch RNG states and anything the trainer adds.
+
+The directory is first written under a temporary name and then renamed, so a kill at any moment
+leaves either the previous checkpoint or the complete new one, never a partial file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers.utils import logging as hf_logging
+
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_TENSORS = "optimizer.safetensors"
+OPTIMIZER_META = "optimizer.json"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {}
+    for index, param_state in state["state"].items():
+        for key, value in param_state.items():
+            name = f"{index}.{key}"
+            if torch.is_tensor(value):
+                tensors[name] = value.detach().cpu().contiguous()
+            else:
+                scalars[name] = value
+    return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
+
+
+def _join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def rng_state() -> dict[str, Any]:
+    """Python and torch RNG states, JSON-serialisable."""
+    version, internal, gauss = random.getstate()
+    return {"python": [version, list(internal), gauss], "torch": torch.get_rng_state().tolist()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+
+
+def save_checkpoint(
+    directory: str | Path,
+    model: torch.nn.Module,
+    tokenizer: Any = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a complete checkpoint to ``directory`` atomically and return its path."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
+    try:
+        model.save_pretrained(str(tmp))
+        if tokenizer is not None:
+            tokenizer.save_pretrained(str(tmp))
+        if optimizer is not None:
+            tensors, meta = _split_optimizer_state(optimizer)
+            save_file(tensors, str(tmp / OPTIMIZER_TENSORS))
+            (tmp / OPTIMIZER_META).write_text(json.dumps(meta))
+        (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "rng": rng_state()}))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+    return directory
+
+
+def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
+    """Load ``model.safetensors`` from a checkpoint into an existing model (tied weights allowed)."""
+    weights = load_file(str(Path(directory) / "model.safetensors"))
+    result = model.load_state_dict(weights, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"checkpoint has weights the model lacks: {result.unexpected_keys[:5]}")
+    loaded = {t.data_ptr() for n, t in model.state_dict().items() if n in weights}
+    untied = [k for k in result.missing_keys if model.state_dict()[k].data_ptr() not in loaded]
+    if untied:
+        raise ValueError(f"checkpoint is missing weights: {untied[:5]}")
+
+
+def load_checkpoint(
+    directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> dict[str, Any]:
+    """Restore model, optimizer and RNG states from ``directory``; return the trainer state."""
+    directory = Path(directory)
+    if not (directory / STATE_FILE).exists():
+        raise FileNotFoundError(f"{directory} is not a complete checkpoint (no {STATE_FILE})")
+    load_weights(model, directory)
+    if optimizer is not None:
+        tensors = load_file(str(directory / OPTIMIZER_TENSORS))
+        meta = json.loads((directory / OPTIMIZER_META).read_text())
+        optimizer.load_state_dict(_join_optimizer_state(tensors, meta))
+    state = json.loads((directory / STATE_FILE).read_text())
+    set_rng_state(state.pop("rng"))
+    return state
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The complete ``step-*`` checkpoint with the highest step under ``root``, or None."""
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    complete = [p for p in root.glob("step-*") if (p / STATE_FILE).exists()]
+    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def checkpoint_name(step: int) -> str:
+    """Directory name of the checkpoint taken after ``step`` optimizer steps."""
+    return f"step-{step:06d}"

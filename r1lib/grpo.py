@@ -1,0 +1,484 @@
+"""Group Relative Policy Optimisation (GRPO), with the knobs and metric names of TRL.
+
+The data flow of one step::
+
+    prompts -> rollout (G completions each) -> rewards -> group advantages
+            -> per-token log-probs (policy, old, reference) -> clipped surrogate + beta * KL -> step
+
+The three pieces a reader should study are :func:`group_advantages`, :func:`per_token_kl` and
+:func:`grpo_loss`; the trainer only wires them together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from .evaluate import evaluate, has_reflection
+from .rewards import RewardFunc, combine_rewards
+from .rollout import Rollout, render_prompts, rollout
+from .tasks.base import Example, Task, example_columns
+
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+SCALE_REWARDS = ("group", "batch", "none")
+IMPORTANCE_LEVELS = ("token", "sequence")
+
+
+@dataclass
+class GRPOConfig:
+    """GRPO settings. Field names follow TRL's ``GRPOConfig`` so users can move between the two.
+
+    ``per_device_train_batch_size`` counts completions; each step uses
+    ``per_device_train_batch_size // num_generations`` prompts.
+    """
+
+    num_generations: int = 8
+    per_device_train_batch_size: int = 64
+    max_steps: int = 100
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "constant"  # or "linear" / "cosine" decay to zero
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    beta: float = 0.0
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    num_iterations: int = 1
+    loss_type: str = "dr_grpo"
+    scale_rewards: str = "none"
+    importance_sampling_level: str = "token"
+    mask_truncated_completions: bool = True
+    reward_weights: list[float] | None = None
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    seed: int = 0
+    logging_steps: int = 1
+    save_steps: int = 50
+    eval_steps: int = 25
+    eval_examples: int = 128
+    log_completions: int = 8
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.num_generations < 2:
+            problems.append(f"num_generations must be >= 2 for group advantages (got {self.num_generations})")
+        elif self.per_device_train_batch_size % self.num_generations:
+            problems.append(
+                f"per_device_train_batch_size ({self.per_device_train_batch_size}) must be divisible by "
+                f"num_generations ({self.num_generations}); try {self.num_generations * max(1, self.per_device_train_batch_size // self.num_generations)}"
+            )
+        if self.loss_type not in LOSS_TYPES:
+            problems.append(f"loss_type must be one of {LOSS_TYPES}, got {self.loss_type!r}")
+        if self.scale_rewards not in SCALE_REWARDS:
+            problems.append(f"scale_rewards must be one of {SCALE_REWARDS}, got {self.scale_rewards!r}")
+        if self.importance_sampling_level not in IMPORTANCE_LEVELS:
+            problems.append(f"importance_sampling_level must be one of {IMPORTANCE_LEVELS}")
+        if self.lr_scheduler_type not in ("constant", "linear", "cosine"):
+            problems.append("lr_scheduler_type must be 'constant', 'linear' or 'cosine'")
+        if self.beta < 0 or self.epsilon < 0 or (self.epsilon_high is not None and self.epsilon_high < self.epsilon):
+            problems.append("need beta >= 0, epsilon >= 0 and epsilon_high >= epsilon")
+        if self.learning_rate <= 0 or self.max_steps < 1 or self.num_iterations < 1:
+            problems.append("learning_rate, max_steps and num_iterations must be positive")
+        if self.max_completion_length < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
+            problems.append("need max_completion_length >= 1, temperature >= 0, 0 < top_p <= 1")
+        if min(self.save_steps, self.eval_steps, self.logging_steps) < 1:
+            problems.append("save_steps, eval_steps and logging_steps must be >= 1")
+        if problems:
+            raise ValueError("invalid GRPOConfig:\n  - " + "\n  - ".join(problems))
+
+    @property
+    def prompts_per_step(self) -> int:
+        """Distinct prompts sampled per optimizer step."""
+        return self.per_device_train_batch_size // self.num_generations
+
+
+# --------------------------------------------------------------------------- the algorithm
+
+
+def group_advantages(rewards: torch.Tensor, num_generations: int, scale_rewards: str = "group") -> torch.Tensor:
+    """Advantage of each completion relative to the other completions of its prompt.
+
+    ``A_i = r_i - mean(group)``, divided by the group's (``"group"``) or the batch's (``"batch"``)
+    standard deviation plus 1e-4, or not at all (``"none"``, as Dr. GRPO recommends).
+    A group whose rewards are all equal gets zero advantage, hence zero gradient.
+    """
+    if rewards.numel() % num_generations:
+        raise ValueError(f"{rewards.numel()} rewards is not a multiple of num_generations={num_generations}")
+    grouped = rewards.view(-1, num_generations)
+    advantages = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)
+    if scale_rewards == "group":
+        std = grouped.std(dim=1).repeat_interleave(num_generations)
+    elif scale_rewards == "batch":
+        std = rewards.std().expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
+    elif scale_rewards == "none":
+        return advantages
+    else:
+        raise ValueError(f"scale_rewards must be one of {SCALE_REWARDS}")
+    return advantages / (std.nan_to_num(0.0) + 1e-4)
+
+
+def per_token_kl(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(policy || reference), per token: ``e^(ref-p) - (ref-p) - 1 >= 0``."""
+    delta = ref_logps - logps
+    return torch.exp(delta) - delta - 1
+
+
+@dataclass
+class LossOutput:
+    """The scalar loss and what is worth logging about it."""
+
+    loss: torch.Tensor
+    kl: float | None
+    clip_ratio_low: float
+    clip_ratio_high: float
+
+
+def grpo_loss(
+    logps: torch.Tensor,
+    old_logps: torch.Tensor,
+    advantages: torch.Tensor,
+    mask: torch.Tensor,
+    config: GRPOConfig,
+    ref_logps: torch.Tensor | None = None,
+    num_items_in_batch: int | None = None,
+) -> LossOutput:
+    """The clipped surrogate objective plus ``beta`` times the k3 KL, normalised by ``loss_type``.
+
+    Shapes: ``logps``, ``old_logps``, ``ref_logps`` and ``mask`` are (B, T); ``advantages`` is (B,).
+    ``num_items_in_batch`` is the total completion-token count of the whole generation batch, used
+    by ``dapo`` when a batch is split across gradient-accumulation steps (defaults to this batch).
+    """
+    mask = mask.to(logps.dtype)
+    log_ratio = logps - old_logps
+    if config.importance_sampling_level == "sequence":  # GSPO: one length-normalised ratio per sequence
+        log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    ratio = torch.exp(log_ratio)
+    eps_low, eps_high = config.epsilon, config.epsilon_high if config.epsilon_high is not None else config.epsilon
+    clipped = torch.clamp(ratio, 1 - eps_low, 1 + eps_high)
+    adv = advantages.unsqueeze(-1)
+    per_token = -torch.min(ratio * adv, clipped * adv)
+    kl_value = None
+    if config.beta != 0.0:
+        if ref_logps is None:
+            raise ValueError("beta > 0 needs reference log-probs")
+        kl = per_token_kl(logps, ref_logps)
+        per_token = per_token + config.beta * kl
+        kl_value = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1.0))
+    loss = _normalise(per_token, mask, config, num_items_in_batch)
+    low = ((ratio < 1 - eps_low) & (adv < 0)).to(logps.dtype)
+    high = ((ratio > 1 + eps_high) & (adv > 0)).to(logps.dtype)
+    denominator = float(mask.sum().clamp(min=1.0))
+    low, high, mask = low.detach(), high.detach(), mask.detach()
+    expand = (lambda x: x.expand_as(mask)) if log_ratio.shape[-1] == 1 else (lambda x: x)
+    return LossOutput(
+        loss, kl_value, float((expand(low) * mask).sum()) / denominator, float((expand(high) * mask).sum()) / denominator
+    )
+
+
+def _normalise(per_token: torch.Tensor, mask: torch.Tensor, config: GRPOConfig, num_items: int | None) -> torch.Tensor:
+    masked = per_token * mask
+    if config.loss_type == "grpo":  # mean over each sequence, then over sequences: favours short wrong answers
+        return (masked.sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if config.loss_type == "bnpo":  # mean over all tokens of this batch
+        return masked.sum() / mask.sum().clamp(min=1.0)
+    if config.loss_type == "dr_grpo":  # a constant: no length bias at all
+        return masked.sum() / (per_token.shape[0] * config.max_completion_length)
+    total = num_items if num_items is not None else mask.sum()
+    return masked.sum() / max(float(total), 1.0)
+
+
+def completion_logps(
+    model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, completion_ids: torch.Tensor,
+    completion_mask: torch.Tensor, temperature: float = 1.0, with_entropy: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-token log-probs (B, T) of the completion under ``model``, and optionally the entropies.
+
+    Logits are divided by the sampling ``temperature`` so that log-probs match the distribution the
+    completions were drawn from (as TRL does).
+    """
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attention = torch.cat([prompt_mask, completion_mask], dim=1)
+    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
+    logits = model(input_ids=input_ids, attention_mask=attention, position_ids=positions).logits
+    logits = logits[:, prompt_ids.shape[1] - 1 : -1, :].float()
+    if temperature > 0:
+        logits = logits / temperature
+    log_probs = torch.log_softmax(logits, dim=-1)
+    logps = log_probs.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1) if with_entropy else None
+    return logps, entropy
+
+
+# --------------------------------------------------------------------------- the trainer
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class TrainerState:
+    """What the trainer knows besides the weights: restored on resume."""
+
+    step: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class GRPOTrainer:
+    """Train ``model`` with GRPO on ``train_examples`` of ``task``, scored by ``reward_funcs``.
+
+    Everything a run produces goes under ``output_dir``: ``metrics.jsonl`` (one line per step),
+    ``completions.jsonl`` (sampled completions per step) and ``checkpoints/step-*``.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        task: Task,
+        reward_funcs: Sequence[RewardFunc],
+        train_examples: Sequence[Example],
+        config: GRPOConfig,
+        output_dir: str | Path,
+        eval_examples: Sequence[Example] | None = None,
+        ref_model=None,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+    ) -> None:
+        if not reward_funcs:
+            raise ValueError("GRPOTrainer needs at least one reward function")
+        if not train_examples:
+            raise ValueError("GRPOTrainer needs training examples")
+        if config.reward_weights is not None and len(config.reward_weights) != len(reward_funcs):
+            raise ValueError(f"{len(config.reward_weights)} reward_weights for {len(reward_funcs)} reward functions")
+        self.model, self.tokenizer, self.task, self.config = model, tokenizer, task, config
+        self.reward_funcs = list(reward_funcs)
+        self.train_examples = list(train_examples)
+        self.eval_examples = list(eval_examples or [])
+        self.output_dir = Path(output_dir)
+        self.callbacks = list(callbacks)
+        self.progress = progress
+        self.ref_model = self._reference(ref_model) if config.beta > 0 else None
+        self.optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate,
+            weight_decay=config.weight_decay,
+        )
+        self.state = TrainerState()
+        self.device = next(model.parameters()).device
+        self.generator = torch.Generator(device=self.device)
+        self._order: list[int] = []
+
+    def _reference(self, ref_model):
+        """The frozen reference: a given model, the adapter-free base of a LoRA model, or a copy."""
+        if ref_model is not None:
+            return ref_model.eval().requires_grad_(False)
+        if hasattr(self.model, "disable_adapter"):
+            return None  # a peft model: the reference is the same model with the adapter disabled
+        import copy
+
+        return copy.deepcopy(self.model).eval().requires_grad_(False)
+
+    # ---------------------------------------------------------------- bookkeeping
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.output_dir / "metrics.jsonl"
+
+    @property
+    def completions_path(self) -> Path:
+        return self.output_dir / "completions.jsonl"
+
+    def _learning_rate(self, step: int) -> float:
+        cfg = self.config
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        progress = min(1.0, step / cfg.max_steps)
+        decay = {"constant": 1.0, "linear": 1.0 - progress, "cosine": 0.5 * (1 + math.cos(math.pi * progress))}
+        return cfg.learning_rate * warm * decay[cfg.lr_scheduler_type]
+
+    def _next_examples(self) -> list[Example]:
+        """Prompts for this step: a seeded shuffle of the training set, reshuffled every epoch."""
+        picked = []
+        while len(picked) < self.config.prompts_per_step:
+            if not self._order:
+                epoch = (self.state.step * self.config.prompts_per_step) // len(self.train_examples)
+                self._order = list(range(len(self.train_examples)))
+                random.Random(self.config.seed * 1_000_003 + epoch).shuffle(self._order)
+            picked.append(self.train_examples[self._order.pop()])
+        return picked
+
+    def _append_jsonl(self, path: Path, record: dict[str, Any]) -> None:
+        with path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def save(self) -> Path:
+        """Checkpoint model, optimizer, RNG and history now; returns the checkpoint directory."""
+        state = {
+            "step": self.state.step,
+            "history": self.state.history,
+            "generator": self.generator.get_state().tolist(),
+            "order": self._order,
+            "config": asdict(self.config),
+        }
+        return save_checkpoint(
+            self.output_dir / "checkpoints" / checkpoint_name(self.state.step),
+            self.model, self.tokenizer, self.optimizer, state,
+        )
+
+    def _resume(self, resume_from: str | Path | bool) -> None:
+        path = latest_checkpoint(self.output_dir / "checkpoints") if resume_from is True else Path(resume_from)
+        if path is None:
+            return
+        state = load_checkpoint(path, self.model, self.optimizer)
+        self.state = TrainerState(state["step"], state["history"])
+        self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        self._order = list(state["order"])
+        # Drop log lines written after the checkpoint, so the resumed curve continues without gaps.
+        for path_ in (self.metrics_path, self.completions_path):
+            if path_.exists():
+                kept = [line for line in path_.read_text().splitlines() if json.loads(line)["step"] <= self.state.step]
+                path_.write_text("".join(line + "\n" for line in kept))
+
+    # ---------------------------------------------------------------- one step
+
+    def _score(self, examples: list[Example], out: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+        g = self.config.num_generations
+        prompts = [self.task.prompt(e) for e in examples for _ in range(g)]
+        columns = {k: [v for v in values for _ in range(g)] for k, values in example_columns(examples).items()}
+        per_function = [list(f(prompts, out.texts, **columns)) for f in self.reward_funcs]
+        total = torch.tensor(combine_rewards(per_function, self.config.reward_weights), dtype=torch.float32)
+        metrics = {}
+        for f, scores in zip(self.reward_funcs, per_function):
+            valid = [s for s in scores if s is not None and math.isfinite(s)]
+            metrics[f"rewards/{getattr(f, '__name__', 'reward')}/mean"] = sum(valid) / len(valid) if valid else 0.0
+        return total.to(self.device), metrics
+
+    def step(self) -> dict[str, Any]:
+        """Run one GRPO step (rollout, rewards, advantages, update) and return its metrics."""
+        cfg = self.config
+        began = time.time()
+        examples = self._next_examples()
+        prompts = render_prompts(self.tokenizer, [self.task.prompt(e) for e in examples])
+        out = rollout(
+            self.model, self.tokenizer, prompts, cfg.num_generations, cfg.max_completion_length,
+            cfg.temperature, cfg.top_p, generator=self.generator,
+        )
+        rewards, reward_metrics = self._score(examples, out)
+        advantages = group_advantages(rewards, cfg.num_generations, cfg.scale_rewards)
+        mask = out.completion_mask.clone()
+        if cfg.mask_truncated_completions:
+            mask[out.is_truncated] = 0
+        args = (out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask, cfg.temperature)
+        old_logps = ref_logps = None
+        if cfg.num_iterations > 1:
+            with torch.no_grad():
+                old_logps, _ = completion_logps(self.model, *args)
+        if cfg.beta > 0:
+            with torch.no_grad():
+                if self.ref_model is None:
+                    with self.model.disable_adapter():
+                        ref_logps, _ = completion_logps(self.model, *args)
+                else:
+                    ref_logps, _ = completion_logps(self.ref_model, *args)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._learning_rate(self.state.step)
+        self.model.train()
+        for _ in range(cfg.num_iterations):
+            logps, entropy = completion_logps(self.model, *args, with_entropy=True)
+            result = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask, cfg, ref_logps)
+            self.optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            self.optimizer.step()
+        self.state.step += 1
+
+        grouped = rewards.view(-1, cfg.num_generations)
+        lengths = out.completion_lengths.float()
+        token_mask = out.completion_mask.float()
+        metrics: dict[str, Any] = {
+            "step": self.state.step,
+            "loss": float(result.loss),
+            "reward": float(rewards.mean()),
+            "reward_std": float(grouped.std(dim=1).mean()),
+            **reward_metrics,
+            "frac_reward_zero_std": float((grouped.std(dim=1) < 1e-6).float().mean()),
+            "completions/mean_length": float(lengths.mean()),
+            "completions/clipped_ratio": float(out.is_truncated.float().mean()),
+            "completions/reflection_rate": sum(map(has_reflection, out.texts)) / len(out.texts),
+            "clip_ratio/low_mean": result.clip_ratio_low,
+            "clip_ratio/high_mean": result.clip_ratio_high,
+            "entropy": float((entropy.detach() * token_mask).sum() / token_mask.sum().clamp(min=1)),
+            "grad_norm": float(grad_norm),
+            "learning_rate": self.optimizer.param_groups[0]["lr"],
+            "step_time": time.time() - began,
+        }
+        if result.kl is not None:
+            metrics["kl"] = result.kl
+        self._log_completions(examples, out, rewards)
+        return metrics
+
+    def _log_completions(self, examples: list[Example], out: Rollout, rewards: torch.Tensor) -> None:
+        for i in range(min(self.config.log_completions, len(out.texts))):
+            example = examples[i // self.config.num_generations]
+            self._append_jsonl(self.completions_path, {
+                "step": self.state.step, "question": example.question, "answer": example.answer,
+                "completion": out.texts[i], "reward": float(rewards[i]),
+            })
+
+    def evaluate(self, examples: Sequence[Example] | None = None) -> dict[str, float]:
+        """pass@1 (one sample per example at the training temperature), reasoning rate and length."""
+        examples = list(examples or self.eval_examples)
+        result = evaluate(
+            self.model, self.tokenizer, self.task, examples, temperature=self.config.temperature,
+            max_new_tokens=self.config.max_completion_length, seed=self.config.seed + 1,
+        )
+        return {f"eval/{k}": v for k, v in result.summary().items()}
+
+    # ---------------------------------------------------------------- the loop
+
+    def train(self, resume_from: str | Path | bool | None = None) -> list[dict[str, Any]]:
+        """Train until ``config.max_steps``; returns the metrics history.
+
+        ``resume_from`` is a checkpoint directory, or True for the latest one under ``output_dir``.
+        Interrupting (Ctrl-C, or the stop button in a notebook) saves a checkpoint and returns.
+        """
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if resume_from:
+            self._resume(resume_from)
+        else:
+            self.generator.manual_seed(self.config.seed)
+            for path in (self.metrics_path, self.completions_path):
+                path.unlink(missing_ok=True)
+        if self.state.step == 0 and self.eval_examples:
+            self._record({"step": 0, **self.evaluate()})
+        bar = tqdm(total=self.config.max_steps, initial=self.state.step, desc="GRPO", disable=not self.progress)
+        try:
+            while self.state.step < self.config.max_steps:
+                metrics = self.step()
+                if self.eval_examples and (self.state.step % self.config.eval_steps == 0 or self.state.step == self.config.max_steps):
+                    metrics.update(self.evaluate())
+                self._record(metrics)
+                bar.update(1)
+                bar.set_postfix(reward=f"{metrics['reward']:.2f}", length=f"{metrics['completions/mean_length']:.1f}")
+                if self.state.step % self.config.save_steps == 0 or self.state.step == self.config.max_steps:
+                    self.save()
+        except KeyboardInterrupt:
+            path = self.save()
+            print(f"\ninterrupted: saved {path}; resume with trainer.train(resume_from=True)")
+        finally:
+            bar.close()
+        return self.state.history
+
+    def _record(self, metrics: dict[str, Any]) -> None:
+        self.state.history.append(metrics)
+        self._append_jsonl(self.metrics_path, metrics)
+        for callback in self.callbacks:
+            callback(metrics)

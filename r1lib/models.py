@@ -1,0 +1,75 @@
+"""Load a causal LM and its tokenizer, by hub name or local path, with an optional LoRA adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """A LoRA adapter on the attention and MLP projections (peft)."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
+            raise ValueError("LoRA needs r >= 1, alpha > 0 and 0 <= dropout < 1")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from and how to place it."""
+
+    name_or_path: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    lora: LoraSettings | None = None
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
+
+
+def load_model_and_tokenizer(spec: ModelSpec):
+    """The model (in eval mode, on ``spec.device``) and a left-padding tokenizer with a pad token.
+
+    A hub name downloads on first use (Colab); a local directory never touches the network.
+    """
+    local = Path(spec.name_or_path).exists()
+    tokenizer = AutoTokenizer.from_pretrained(spec.name_or_path, local_files_only=local)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(
+        spec.name_or_path, dtype=DTYPES[spec.dtype], local_files_only=local, **spec.extra
+    ).to(spec.device)
+    if model.generation_config is not None and model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if spec.lora is not None:
+        model = add_lora(model, spec.lora)
+    return model.eval(), tokenizer
+
+
+def add_lora(model, settings: LoraSettings):
+    """Wrap ``model`` with a trainable LoRA adapter; the base weights are frozen."""
+    from peft import LoraConfig, get_peft_model
+
+    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    targets = [t for t in settings.target_modules if t in present]
+    if not targets:
+        raise ValueError(f"none of the LoRA target modules {settings.target_modules} exist in this model")
+    config = LoraConfig(
+        r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+        target_modules=targets, task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)

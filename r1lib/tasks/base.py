@@ -1,0 +1,43 @@
+"""What every task provides: examples, a prompt for each, and a verifier for answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..format import extract_answer
+
+Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One problem: the question shown to the model and the reference answer used to verify it."""
+
+    question: str
+    answer: str
+    info: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A reasoning task: build prompts and verify answers. Tasks never call the model."""
+
+    name: str
+
+    def prompt(self, example: Example) -> Messages:
+        """Chat messages to send to the model for ``example``."""
+
+    def check_answer(self, answer: str, example: Example) -> bool:
+        """True when ``answer`` (already extracted from the completion) is correct."""
+
+
+def verify(task: Task, completion: str, example: Example) -> bool:
+    """Extract the ``<answer>`` of a completion and check it; False when there is none."""
+    answer = extract_answer(completion)
+    return answer is not None and task.check_answer(answer, example)
+
+
+def example_columns(examples: list[Example]) -> dict[str, list[Any]]:
+    """Dataset-style columns (``question``, ``answer``) that reward functions receive as kwargs."""
+    return {"question": [e.question for e in examples], "answer": [e.answer for e in examples]}

@@ -1,0 +1,79 @@
+"""GSM8K grade-school maths: the hub loader used on a GPU, and the same format from a local jsonl.
+
+Each record has a ``question`` and an ``answer`` whose last line is ``#### <number>``, exactly as
+in the ``openai/gsm8k`` dataset. Nothing is downloaded unless :func:`load_gsm8k` is called without
+a local ``path``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import Example, Messages
+
+HUB_NAME = "openai/gsm8k"
+
+# The R1-Zero template (paraphrased): the only instruction is the format.
+R1_ZERO_SYSTEM = (
+    "A conversation between User and Assistant. The User asks a question and the Assistant solves it. "
+    "The Assistant first thinks about the reasoning process and then gives the final answer. The reasoning "
+    "and the answer are enclosed in <think> </think> and <answer> </answer> tags: "
+    "<think> reasoning here </think> <answer> answer here </answer>."
+)
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+MAX_ANSWER_CHARS = 200  # a longer "answer" is not a number; refuse it instead of parsing it
+
+
+def gold_answer(solution: str) -> str:
+    """The number after ``####`` in a GSM8K solution, without thousands separators."""
+    if "####" not in solution:
+        raise ValueError("GSM8K solution has no '#### <answer>' line")
+    return solution.rsplit("####", 1)[1].strip().replace(",", "")
+
+
+def parse_number(text: str) -> float | None:
+    """The last number in a short answer string (``$1,234.50`` -> 1234.5), or None."""
+    if len(text) > MAX_ANSWER_CHARS:
+        return None
+    matches = _NUMBER.findall(text)
+    if not matches:
+        return None
+    try:
+        return float(matches[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class GSM8KTask:
+    """GSM8K with the R1-Zero system prompt and numeric answer checking."""
+
+    name: str = "gsm8k"
+    system_prompt: str = R1_ZERO_SYSTEM
+
+    def prompt(self, example: Example) -> Messages:
+        return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": example.question}]
+
+    def check_answer(self, answer: str, example: Example) -> bool:
+        predicted, gold = parse_number(answer), parse_number(example.answer)
+        return predicted is not None and gold is not None and abs(predicted - gold) < 1e-6 * max(1.0, abs(gold))
+
+
+def _to_example(record: dict) -> Example:
+    return Example(record["question"], gold_answer(record["answer"]), {"solution": record["answer"]})
+
+
+def load_gsm8k(split: str = "test", path: str | Path | None = None, limit: int | None = None) -> list[Example]:
+    """GSM8K examples from a local jsonl ``path`` (offline), or from the hub via ``datasets``."""
+    if path is not None:
+        records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    else:
+        from datasets import load_dataset  # imported here: only the online path needs it
+
+        records = list(load_dataset(HUB_NAME, "main", split=split))
+    examples = [_to_example(r) for r in records]
+    return examples[:limit] if limit is not None else examples

@@ -112,13 +112,23 @@ def save_checkpoint(
 
 
 def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
-    """Load ``model.safetensors`` from a checkpoint into an existing model (tied weights allowed)."""
-    weights = load_file(str(Path(directory) / "model.safetensors"))
+    """Load a checkpoint's weights into an existing model: a full model, or a LoRA adapter."""
+    directory = Path(directory)
+    adapter = directory / "adapter_model.safetensors"
+    if adapter.exists():
+        from peft import set_peft_model_state_dict
+
+        result = set_peft_model_state_dict(model, load_file(str(adapter)))
+        if getattr(result, "unexpected_keys", None):
+            raise ValueError(f"adapter checkpoint has weights the model lacks: {result.unexpected_keys[:5]}")
+        return
+    weights = load_file(str(directory / "model.safetensors"))
     result = model.load_state_dict(weights, strict=False)
     if result.unexpected_keys:
         raise ValueError(f"checkpoint has weights the model lacks: {result.unexpected_keys[:5]}")
-    loaded = {t.data_ptr() for n, t in model.state_dict().items() if n in weights}
-    untied = [k for k in result.missing_keys if model.state_dict()[k].data_ptr() not in loaded]
+    current = model.state_dict()
+    loaded = {current[name].data_ptr() for name in weights}
+    untied = [k for k in result.missing_keys if current[k].data_ptr() not in loaded]
     if untied:
         raise ValueError(f"checkpoint is missing weights: {untied[:5]}")
 

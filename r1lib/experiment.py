@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .models import load_model_and_tokenizer
@@ -38,10 +39,9 @@ def build_experiment(profile: Profile, seed: int = 0) -> Experiment:
         train_examples = task.generate(profile.num_train_prompts, seed=seed, exclude=[e.question for e in eval_examples])
     elif profile.task == "gsm8k":
         task = GSM8KTask()
-        train_examples = load_gsm8k("train", profile.data_path)[: profile.num_train_prompts]
-        eval_examples = load_gsm8k("test", profile.data_path)[: profile.num_eval_prompts]
-        held_out = {e.question for e in eval_examples}
-        train_examples = [e for e in train_examples if e.question not in held_out] or train_examples
+        local = {s: Path(profile.data_dir) / f"{s}.jsonl" for s in ("train", "test")} if profile.data_dir else {}
+        train_examples = load_gsm8k("train", local.get("train"), limit=profile.num_train_prompts)
+        eval_examples = load_gsm8k("test", local.get("test"), limit=profile.num_eval_prompts)
     else:
         raise ValueError(f"unknown task {profile.task!r}")
     rewards = [make_accuracy_reward(task), format_reward]

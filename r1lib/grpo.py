@@ -405,7 +405,7 @@ class GRPOTrainer:
         token_mask = out.completion_mask.float()
         metrics: dict[str, Any] = {
             "step": self.state.step,
-            "loss": float(result.loss),
+            "loss": result.loss.item(),
             "reward": float(rewards.mean()),
             "reward_std": float(grouped.std(dim=1).mean()),
             **reward_metrics,

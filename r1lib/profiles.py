@@ -32,7 +32,7 @@ class Profile:
     grpo: GRPOConfig
     num_train_prompts: int
     num_eval_prompts: int
-    data_path: str | None = None  # a local jsonl for gsm8k; None means the hub
+    data_dir: str | None = None  # a folder with train.jsonl and test.jsonl (gsm8k format); None: the hub
 
     @property
     def is_tiny(self) -> bool:

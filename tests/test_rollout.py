@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from r1lib.rollout import render_prompts, rollout
+
+
+def shift_logit(model, token_id: int, amount: float) -> None:
+    """Add ``amount`` to one token's logit at every position, via a hook on the output layer."""
+    def hook(module, inputs, output):
+        output[..., token_id] += amount
+        return output
+
+    model.lm_head.register_forward_hook(hook)
+
+
+def test_greedy_rollout_matches_generate_on_prompts_of_different_lengths(random_model, tiny_tokenizer):
+    prompts = render_prompts(tiny_tokenizer, [[{"role": "user", "content": q}] for q in ["1+2", "3+4+5+6+7+8", "9"]])
+    out = rollout(random_model, tiny_tokenizer, prompts, num_generations=2, max_new_tokens=12, temperature=0.0)
+    assert out.completion_ids.shape == (6, 12)
+    for i, prompt in enumerate(prompts):
+        ids = tiny_tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        reference = random_model.generate(
+            ids, max_new_tokens=12, do_sample=False, eos_token_id=tiny_tokenizer.eos_token_id,
+            pad_token_id=tiny_tokenizer.pad_token_id,
+        )[0, ids.shape[1]:]
+        for row in (2 * i, 2 * i + 1):
+            mine = out.completion_ids[row][out.completion_mask[row].bool()]
+            assert mine.tolist() == reference[: len(mine)].tolist()
+
+
+def test_eos_ends_a_row_and_sets_masks(random_model, tiny_tokenizer):
+    # Make EOS the most likely token everywhere: every row must stop after one token.
+    shift_logit(random_model, tiny_tokenizer.eos_token_id, 100.0)
+    prompts = render_prompts(tiny_tokenizer, [[{"role": "user", "content": "1+1"}]])
+    out = rollout(random_model, tiny_tokenizer, prompts, num_generations=3, max_new_tokens=8, temperature=0.0)
+    assert out.completion_ids.shape[1] == 1  # early stop: no wasted steps
+    assert out.completion_lengths.tolist() == [1, 1, 1]
+    assert not out.is_truncated.any()
+    assert out.texts == ["", "", ""]
+
+
+def test_truncation_flag_and_seeded_sampling(random_model, tiny_tokenizer):
+    prompts = render_prompts(tiny_tokenizer, [[{"role": "user", "content": "5+5"}]])
+    shift_logit(random_model, tiny_tokenizer.eos_token_id, -100.0)  # never stop
+    a = rollout(random_model, tiny_tokenizer, prompts, 4, 6, 1.0, generator=torch.Generator().manual_seed(3))
+    b = rollout(random_model, tiny_tokenizer, prompts, 4, 6, 1.0, generator=torch.Generator().manual_seed(3))
+    assert a.is_truncated.all() and a.completion_mask.sum().item() == 24
+    assert torch.equal(a.completion_ids, b.completion_ids)
+
+
+def test_rollout_rejects_bad_arguments(random_model, tiny_tokenizer):
+    with pytest.raises(ValueError, match="at least one prompt"):
+        rollout(random_model, tiny_tokenizer, [])
+    with pytest.raises(ValueError, match="top_p"):
+        rollout(random_model, tiny_tokenizer, ["x"], top_p=0.0)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, load_model, save_file, save_model
 from transformers.utils import logging as hf_logging
 
 STATE_FILE = "trainer_state.json"
@@ -83,8 +83,13 @@ def save_checkpoint(
     tokenizer: Any = None,
     optimizer: torch.optim.Optimizer | None = None,
     state: dict[str, Any] | None = None,
+    extra_models: dict[str, torch.nn.Module] | None = None,
 ) -> Path:
-    """Write a complete checkpoint to ``directory`` atomically and return its path."""
+    """Write a complete checkpoint to ``directory`` atomically and return its path.
+
+    ``extra_models`` (e.g. a reference model that is refreshed during training) are stored as
+    ``<name>.safetensors``.
+    """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
@@ -98,6 +103,8 @@ def save_checkpoint(
             tensors, meta = _split_optimizer_state(optimizer)
             save_file(tensors, str(tmp / OPTIMIZER_TENSORS))
             (tmp / OPTIMIZER_META).write_text(json.dumps(meta))
+        for name, extra in (extra_models or {}).items():
+            save_model(extra, str(tmp / f"{name}.safetensors"))
         (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "rng": rng_state()}))
         if directory.exists():
             shutil.rmtree(directory)
@@ -134,9 +141,12 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
 
 
 def load_checkpoint(
-    directory: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None
+    directory: str | Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    extra_models: dict[str, torch.nn.Module] | None = None,
 ) -> dict[str, Any]:
-    """Restore model, optimizer and RNG states from ``directory``; return the trainer state."""
+    """Restore model, optimizer, extra models and RNG states from ``directory``; return the trainer state."""
     directory = Path(directory)
     if not (directory / STATE_FILE).exists():
         raise FileNotFoundError(f"{directory} is not a complete checkpoint (no {STATE_FILE})")
@@ -145,6 +155,8 @@ def load_checkpoint(
         tensors = load_file(str(directory / OPTIMIZER_TENSORS))
         meta = json.loads((directory / OPTIMIZER_META).read_text())
         optimizer.load_state_dict(_join_optimizer_state(tensors, meta))
+    for name, extra in (extra_models or {}).items():
+        load_model(extra, str(directory / f"{name}.safetensors"))
     state = json.loads((directory / STATE_FILE).read_text())
     set_rng_state(state.pop("rng"))
     return state
@@ -157,6 +169,15 @@ def latest_checkpoint(root: str | Path) -> Path | None:
         return None
     complete = [p for p in root.glob("step-*") if (p / STATE_FILE).exists()]
     return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def remove_partial_checkpoints(root: str | Path) -> list[Path]:
+    """Delete temporary directories left by a save that was killed; return what was removed."""
+    root = Path(root)
+    stale = [p for p in root.glob(".step-*.tmp-*") if p.is_dir()] if root.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
 
 
 def checkpoint_name(step: int) -> str:

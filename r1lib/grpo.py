@@ -23,7 +23,13 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    checkpoint_name,
+    latest_checkpoint,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 from .evaluate import evaluate, has_reflection
 from .rewards import RewardFunc, combine_rewards
 from .rollout import Rollout, render_prompts, rollout
@@ -38,8 +44,11 @@ IMPORTANCE_LEVELS = ("token", "sequence")
 class GRPOConfig:
     """GRPO settings. Field names follow TRL's ``GRPOConfig`` so users can move between the two.
 
-    ``per_device_train_batch_size`` counts completions; each step uses
-    ``per_device_train_batch_size // num_generations`` prompts.
+    ``per_device_train_batch_size`` counts completions per forward/backward pass; one optimizer
+    step uses ``gradient_accumulation_steps`` such micro-batches, i.e.
+    ``per_device_train_batch_size * gradient_accumulation_steps // num_generations`` prompts.
+    One step is one generation batch; with ``num_iterations`` > 1 that batch is optimised on
+    ``num_iterations`` times, with the sampling policy's log-probs stored as "old".
     """
 
     num_generations: int = 8
@@ -50,6 +59,9 @@ class GRPOConfig:
     warmup_steps: int = 0
     weight_decay: float = 0.0
     max_grad_norm: float = 1.0
+    gradient_accumulation_steps: int = 1
+    bf16: bool = False  # autocast on CUDA; ignored on the CPU
+    fp16: bool = False  # autocast with loss scaling on CUDA; ignored on the CPU
     beta: float = 0.0
     epsilon: float = 0.2
     epsilon_high: float | None = None
@@ -59,11 +71,15 @@ class GRPOConfig:
     importance_sampling_level: str = "token"
     mask_truncated_completions: bool = True
     reward_weights: list[float] | None = None
+    sync_ref_model: bool = False  # refresh the reference every ref_model_sync_steps (R1 reset it every 400)
+    ref_model_sync_steps: int = 512
+    ref_model_mixup_alpha: float = 0.6  # ref <- alpha * policy + (1 - alpha) * ref; 1.0 is a reset
+    dynamic_sampling: bool = False  # DAPO: drop zero-spread groups and refill from new prompts
+    max_extra_groups: int | None = None  # cap on refill groups per step; None: 2 x prompts_per_step
     max_completion_length: int = 64
     temperature: float = 1.0
     top_p: float = 1.0
     seed: int = 0
-    logging_steps: int = 1
     save_steps: int = 50
     eval_steps: int = 25
     eval_examples: int = 128
@@ -92,15 +108,28 @@ class GRPOConfig:
             problems.append("learning_rate, max_steps and num_iterations must be positive")
         if self.max_completion_length < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
             problems.append("need max_completion_length >= 1, temperature >= 0, 0 < top_p <= 1")
-        if min(self.save_steps, self.eval_steps, self.logging_steps) < 1:
-            problems.append("save_steps, eval_steps and logging_steps must be >= 1")
+        if min(self.save_steps, self.eval_steps, self.gradient_accumulation_steps, self.ref_model_sync_steps) < 1:
+            problems.append("save_steps, eval_steps, gradient_accumulation_steps and ref_model_sync_steps must be >= 1")
+        if self.bf16 and self.fp16:
+            problems.append("choose at most one of bf16 and fp16")
+        if not 0.0 < self.ref_model_mixup_alpha <= 1.0:
+            problems.append("ref_model_mixup_alpha must be in (0, 1]")
+        if self.sync_ref_model and self.beta == 0:
+            problems.append("sync_ref_model needs beta > 0: with beta == 0 there is no reference model")
+        if self.max_extra_groups is not None and self.max_extra_groups < 0:
+            problems.append("max_extra_groups must be >= 0")
         if problems:
             raise ValueError("invalid GRPOConfig:\n  - " + "\n  - ".join(problems))
 
     @property
     def prompts_per_step(self) -> int:
-        """Distinct prompts sampled per optimizer step."""
-        return self.per_device_train_batch_size // self.num_generations
+        """Distinct prompts (groups) in one generation batch."""
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps // self.num_generations
+
+    @property
+    def extra_group_cap(self) -> int:
+        """How many refill groups dynamic sampling may draw per step."""
+        return 2 * self.prompts_per_step if self.max_extra_groups is None else self.max_extra_groups
 
 
 # --------------------------------------------------------------------------- the algorithm
@@ -225,12 +254,62 @@ def completion_logps(
 Callback = Callable[[dict[str, Any]], None]
 
 
+def log_to(tracker: Any) -> Callback:
+    """A callback that forwards every metrics record to ``tracker.log`` (wandb, trackio, ...)."""
+    return lambda metrics: tracker.log({k: v for k, v in metrics.items() if k != "step"}, step=metrics["step"])
+
+
 @dataclass
 class TrainerState:
     """What the trainer knows besides the weights: restored on resume."""
 
     step: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    """One generation batch, scored: everything the optimisation of a step needs."""
+
+    examples: list[Example]
+    rollout: Rollout
+    rewards: torch.Tensor  # (B,)
+    advantages: torch.Tensor  # (B,)
+    loss_mask: torch.Tensor  # (B, T): completion tokens that count in the loss
+    metrics: dict[str, float]
+
+
+def concat_rollouts(parts: Sequence[Rollout], pad_id: int) -> Rollout:
+    """Stack rollouts of possibly different widths: prompts stay left-padded, completions right-padded."""
+    if len(parts) == 1:
+        return parts[0]
+    prompt_width = max(p.prompt_ids.shape[1] for p in parts)
+    completion_width = max(p.completion_ids.shape[1] for p in parts)
+
+    def pad(t: torch.Tensor, width: int, value: int, left: bool) -> torch.Tensor:
+        extra = width - t.shape[1]
+        return torch.nn.functional.pad(t, (extra, 0) if left else (0, extra), value=value)
+
+    return Rollout(
+        torch.cat([pad(p.prompt_ids, prompt_width, pad_id, True) for p in parts]),
+        torch.cat([pad(p.prompt_mask, prompt_width, 0, True) for p in parts]),
+        torch.cat([pad(p.completion_ids, completion_width, pad_id, False) for p in parts]),
+        torch.cat([pad(p.completion_mask, completion_width, 0, False) for p in parts]),
+        torch.cat([p.is_truncated for p in parts]),
+        [t for p in parts for t in p.texts],
+        parts[0].num_generations,
+    )
+
+
+def select_groups(out: Rollout, groups: Sequence[int]) -> Rollout:
+    """The rows of the given prompt groups, in that order."""
+    g = out.num_generations
+    rows = torch.tensor([r for i in groups for r in range(i * g, (i + 1) * g)], dtype=torch.long)
+    rows = rows.to(out.prompt_ids.device)
+    return Rollout(
+        out.prompt_ids[rows], out.prompt_mask[rows], out.completion_ids[rows], out.completion_mask[rows],
+        out.is_truncated[rows], [out.texts[r] for r in rows.tolist()], g,
+    )
 
 
 class GRPOTrainer:
@@ -260,6 +339,9 @@ class GRPOTrainer:
             raise ValueError("GRPOTrainer needs training examples")
         if config.reward_weights is not None and len(config.reward_weights) != len(reward_funcs):
             raise ValueError(f"{len(config.reward_weights)} reward_weights for {len(reward_funcs)} reward functions")
+        is_lora = hasattr(model, "disable_adapter")
+        if config.sync_ref_model and is_lora and ref_model is None:
+            raise ValueError("sync_ref_model is not supported with LoRA: the reference is the adapter-free base")
         self.model, self.tokenizer, self.task, self.config = model, tokenizer, task, config
         self.reward_funcs = list(reward_funcs)
         self.train_examples = list(train_examples)
@@ -276,6 +358,10 @@ class GRPOTrainer:
         self.device = next(model.parameters()).device
         self.generator = torch.Generator(device=self.device)
         self._order: list[int] = []
+        self._epoch = 0
+        on_cuda = self.device.type == "cuda"
+        self._autocast_dtype = (torch.bfloat16 if config.bf16 else torch.float16 if config.fp16 else None) if on_cuda else None
+        self._scaler = torch.amp.GradScaler("cuda") if on_cuda and config.fp16 else None
 
     def _reference(self, ref_model):
         """The frozen reference: a given model, the adapter-free base of a LoRA model, or a copy."""
@@ -304,18 +390,19 @@ class GRPOTrainer:
         decay = {"constant": 1.0, "linear": 1.0 - progress, "cosine": 0.5 * (1 + math.cos(math.pi * progress))}
         return cfg.learning_rate * warm * decay[cfg.lr_scheduler_type]
 
-    def _next_examples(self) -> list[Example]:
-        """Prompts for this step: a seeded shuffle of the training set, reshuffled every epoch."""
+    def _next_examples(self, count: int) -> list[Example]:
+        """The next ``count`` prompts of a seeded shuffle of the training set, reshuffled every epoch."""
         picked = []
-        while len(picked) < self.config.prompts_per_step:
+        while len(picked) < count:
             if not self._order:
-                epoch = (self.state.step * self.config.prompts_per_step) // len(self.train_examples)
+                self._epoch += 1
                 self._order = list(range(len(self.train_examples)))
-                random.Random(self.config.seed * 1_000_003 + epoch).shuffle(self._order)
+                random.Random(self.config.seed * 1_000_003 + self._epoch).shuffle(self._order)
             picked.append(self.train_examples[self._order.pop()])
         return picked
 
     def _append_jsonl(self, path: Path, record: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
@@ -326,28 +413,37 @@ class GRPOTrainer:
             "history": self.state.history,
             "generator": self.generator.get_state().tolist(),
             "order": self._order,
+            "epoch": self._epoch,
             "config": asdict(self.config),
         }
-        return save_checkpoint(
-            self.output_dir / "checkpoints" / checkpoint_name(self.state.step),
-            self.model, self.tokenizer, self.optimizer, state,
-        )
+        if self._scaler is not None:
+            state["grad_scaler"] = self._scaler.state_dict()
+        directory = self.output_dir / "checkpoints" / checkpoint_name(self.state.step)
+        extra = {}
+        if self.config.sync_ref_model and self.ref_model is not None:
+            extra["ref_model"] = self.ref_model
+        return save_checkpoint(directory, self.model, self.tokenizer, self.optimizer, state, extra_models=extra)
 
     def _resume(self, resume_from: str | Path | bool) -> None:
+        remove_partial_checkpoints(self.output_dir / "checkpoints")
         path = latest_checkpoint(self.output_dir / "checkpoints") if resume_from is True else Path(resume_from)
         if path is None:
             return
-        state = load_checkpoint(path, self.model, self.optimizer)
+        extra = {"ref_model": self.ref_model} if self.config.sync_ref_model and self.ref_model is not None else {}
+        state = load_checkpoint(path, self.model, self.optimizer, extra_models=extra)
         self.state = TrainerState(state["step"], state["history"])
         self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         self._order = list(state["order"])
+        self._epoch = state.get("epoch", 0)
+        if self._scaler is not None and "grad_scaler" in state:
+            self._scaler.load_state_dict(state["grad_scaler"])
         # Drop log lines written after the checkpoint, so the resumed curve continues without gaps.
-        for path_ in (self.metrics_path, self.completions_path):
-            if path_.exists():
-                kept = [line for line in path_.read_text().splitlines() if json.loads(line)["step"] <= self.state.step]
-                path_.write_text("".join(line + "\n" for line in kept))
+        for log in (self.metrics_path, self.completions_path):
+            if log.exists():
+                kept = [line for line in log.read_text().splitlines() if line and json.loads(line)["step"] <= self.state.step]
+                log.write_text("".join(line + "\n" for line in kept))
 
-    # ---------------------------------------------------------------- one step
+    # ---------------------------------------------------------------- generation and scoring
 
     def _score(self, examples: list[Example], out: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
         g = self.config.num_generations
@@ -361,76 +457,162 @@ class GRPOTrainer:
             metrics[f"rewards/{getattr(f, '__name__', 'reward')}/mean"] = sum(valid) / len(valid) if valid else 0.0
         return total.to(self.device), metrics
 
-    def step(self) -> dict[str, Any]:
-        """Run one GRPO step (rollout, rewards, advantages, update) and return its metrics."""
+    def _sample(self, examples: list[Example]) -> Rollout:
         cfg = self.config
-        began = time.time()
-        examples = self._next_examples()
         prompts = render_prompts(self.tokenizer, [self.task.prompt(e) for e in examples])
-        out = rollout(
+        return rollout(
             self.model, self.tokenizer, prompts, cfg.num_generations, cfg.max_completion_length,
             cfg.temperature, cfg.top_p, generator=self.generator,
         )
-        rewards, reward_metrics = self._score(examples, out)
-        advantages = group_advantages(rewards, cfg.num_generations, cfg.scale_rewards)
-        mask = out.completion_mask.clone()
+
+    def generate_batch(self) -> Batch:
+        """Sample and score one generation batch.
+
+        With ``dynamic_sampling``, groups whose rewards have no spread (all right or all wrong:
+        zero advantage, zero gradient) are dropped and replaced by groups for new prompts, up to
+        ``extra_group_cap`` extra groups per step.
+        """
+        cfg = self.config
+        g, wanted = cfg.num_generations, cfg.prompts_per_step
+        examples = self._next_examples(wanted)
+        out = self._sample(examples)
+        rewards, metrics = self._score(examples, out)
+        std = rewards.view(-1, g).std(dim=1)
+        metrics["frac_reward_zero_std"] = float((std < 1e-6).float().mean())
+        metrics["reward"] = float(rewards.mean())
+        metrics["reward_std"] = float(std.mean())
+        if cfg.dynamic_sampling:
+            examples, out, rewards, extra = self._refill(examples, out, rewards)
+            metrics["dynamic_sampling/extra_groups"] = extra
+            metrics["dynamic_sampling/kept_groups"] = len(examples)
+        advantages = group_advantages(rewards, g, cfg.scale_rewards)
+        loss_mask = out.completion_mask.clone()
         if cfg.mask_truncated_completions:
-            mask[out.is_truncated] = 0
-        args = (out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask, cfg.temperature)
-        old_logps = ref_logps = None
+            loss_mask[out.is_truncated] = 0
+        return Batch(examples, out, rewards, advantages, loss_mask, metrics)
+
+    def _refill(self, examples, out, rewards):
+        cfg = self.config
+        g, wanted = cfg.num_generations, cfg.prompts_per_step
+        kept = [i for i, s in enumerate(rewards.view(-1, g).std(dim=1).tolist()) if s > 1e-6]
+        parts, kept_examples = [select_groups(out, kept)], [examples[i] for i in kept]
+        kept_rewards = [rewards.view(-1, g)[kept]]
+        extra = 0
+        while len(kept_examples) < wanted and extra < cfg.extra_group_cap:
+            more = self._next_examples(min(wanted - len(kept_examples), cfg.extra_group_cap - extra))
+            extra += len(more)
+            more_out = self._sample(more)
+            more_rewards, _ = self._score(more, more_out)
+            spread = [i for i, s in enumerate(more_rewards.view(-1, g).std(dim=1).tolist()) if s > 1e-6]
+            parts.append(select_groups(more_out, spread))
+            kept_examples += [more[i] for i in spread]
+            kept_rewards.append(more_rewards.view(-1, g)[spread])
+        if not kept_examples:  # nothing with spread: keep the original batch; its gradient is zero anyway
+            return examples, out, rewards, extra
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        merged = concat_rollouts([p for p in parts if p.texts], pad_id)
+        return kept_examples, merged, torch.cat(kept_rewards).view(-1), extra
+
+    # ---------------------------------------------------------------- optimisation
+
+    def _logps(self, model, out: Rollout, rows: slice, with_entropy: bool = False):
+        args = (out.prompt_ids[rows], out.prompt_mask[rows], out.completion_ids[rows], out.completion_mask[rows])
+        with torch.autocast(self.device.type, dtype=self._autocast_dtype, enabled=self._autocast_dtype is not None):
+            return completion_logps(model, *args, temperature=self.config.temperature, with_entropy=with_entropy)
+
+    def _reference_logps(self, out: Rollout, rows: slice) -> torch.Tensor:
+        with torch.no_grad():
+            if self.ref_model is None:
+                with self.model.disable_adapter():
+                    return self._logps(self.model, out, rows)[0]
+            return self._logps(self.ref_model, out, rows)[0]
+
+    def optimise(self, batch: Batch) -> dict[str, float]:
+        """``num_iterations`` optimizer updates on ``batch``, in micro-batches of
+        ``per_device_train_batch_size`` completions; returns loss metrics."""
+        cfg = self.config
+        out, mask = batch.rollout, batch.loss_mask
+        size = cfg.per_device_train_batch_size
+        chunks = [slice(i, i + size) for i in range(0, mask.shape[0], size)]
+        num_items = int(mask.sum())
+        old = ref = None
         if cfg.num_iterations > 1:
             with torch.no_grad():
-                old_logps, _ = completion_logps(self.model, *args)
+                old = [self._logps(self.model, out, rows)[0] for rows in chunks]
         if cfg.beta > 0:
-            with torch.no_grad():
-                if self.ref_model is None:
-                    with self.model.disable_adapter():
-                        ref_logps, _ = completion_logps(self.model, *args)
-                else:
-                    ref_logps, _ = completion_logps(self.ref_model, *args)
+            ref = [self._reference_logps(out, rows) for rows in chunks]
         for group in self.optimizer.param_groups:
             group["lr"] = self._learning_rate(self.state.step)
         self.model.train()
+        sums: dict[str, float] = {"loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_ratio/low_mean": 0.0, "clip_ratio/high_mean": 0.0}
         for _ in range(cfg.num_iterations):
-            logps, entropy = completion_logps(self.model, *args, with_entropy=True)
-            result = grpo_loss(logps, logps.detach() if old_logps is None else old_logps, advantages, mask, cfg, ref_logps)
             self.optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
+            for i, rows in enumerate(chunks):
+                logps, entropy = self._logps(self.model, out, rows, with_entropy=True)
+                result = grpo_loss(
+                    logps, logps.detach() if old is None else old[i], batch.advantages[rows], mask[rows], cfg,
+                    None if ref is None else ref[i], num_items_in_batch=num_items,
+                )
+                # dapo already divides by the whole batch's token count; the others average over micro-batches.
+                loss = result.loss if cfg.loss_type == "dapo" else result.loss / len(chunks)
+                (self._scaler.scale(loss) if self._scaler else loss).backward()
+                token_mask = out.completion_mask[rows].float()
+                weight = 1 / (len(chunks) * cfg.num_iterations)
+                sums["loss"] += loss.item() / cfg.num_iterations
+                sums["kl"] += (result.kl or 0.0) * weight
+                sums["entropy"] += float((entropy.detach() * token_mask).sum() / token_mask.sum().clamp(min=1)) * weight
+                sums["clip_ratio/low_mean"] += result.clip_ratio_low * weight
+                sums["clip_ratio/high_mean"] += result.clip_ratio_high * weight
+            if self._scaler is not None:
+                self._scaler.unscale_(self.optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-            self.optimizer.step()
-        self.state.step += 1
+            if self._scaler is not None:
+                self._scaler.step(self.optimizer)
+                self._scaler.update()
+            else:
+                self.optimizer.step()
+        if cfg.beta == 0:
+            del sums["kl"]
+        sums["grad_norm"] = float(grad_norm)
+        sums["learning_rate"] = self.optimizer.param_groups[0]["lr"]
+        return sums
 
-        grouped = rewards.view(-1, cfg.num_generations)
-        lengths = out.completion_lengths.float()
-        token_mask = out.completion_mask.float()
+    def _sync_reference(self) -> None:
+        alpha = self.config.ref_model_mixup_alpha
+        with torch.no_grad():
+            for ref_param, param in zip(self.ref_model.parameters(), self.model.parameters(), strict=True):
+                ref_param.mul_(1.0 - alpha).add_(param.detach(), alpha=alpha)
+
+    def step(self) -> dict[str, Any]:
+        """Run one GRPO step (generate, score, optimise) and return its metrics."""
+        began = time.time()
+        batch = self.generate_batch()
+        loss_metrics = self.optimise(batch)
+        self.state.step += 1
+        cfg = self.config
+        if cfg.sync_ref_model and self.ref_model is not None and self.state.step % cfg.ref_model_sync_steps == 0:
+            self._sync_reference()
+        out = batch.rollout
         metrics: dict[str, Any] = {
             "step": self.state.step,
-            "loss": result.loss.item(),
-            "reward": float(rewards.mean()),
-            "reward_std": float(grouped.std(dim=1).mean()),
-            **reward_metrics,
-            "frac_reward_zero_std": float((grouped.std(dim=1) < 1e-6).float().mean()),
-            "completions/mean_length": float(lengths.mean()),
+            **batch.metrics,
+            **loss_metrics,
+            "completions/mean_length": float(out.completion_lengths.float().mean()),
             "completions/clipped_ratio": float(out.is_truncated.float().mean()),
             "completions/reflection_rate": sum(map(has_reflection, out.texts)) / len(out.texts),
-            "clip_ratio/low_mean": result.clip_ratio_low,
-            "clip_ratio/high_mean": result.clip_ratio_high,
-            "entropy": float((entropy.detach() * token_mask).sum() / token_mask.sum().clamp(min=1)),
-            "grad_norm": float(grad_norm),
-            "learning_rate": self.optimizer.param_groups[0]["lr"],
+            "num_tokens": int(out.completion_mask.sum()),
             "step_time": time.time() - began,
         }
-        if result.kl is not None:
-            metrics["kl"] = result.kl
-        self._log_completions(examples, out, rewards)
+        self._log_completions(batch)
         return metrics
 
-    def _log_completions(self, examples: list[Example], out: Rollout, rewards: torch.Tensor) -> None:
-        for i in range(min(self.config.log_completions, len(out.texts))):
-            example = examples[i // self.config.num_generations]
+    def _log_completions(self, batch: Batch) -> None:
+        for i in range(min(self.config.log_completions, len(batch.rollout.texts))):
+            example = batch.examples[i // self.config.num_generations]
             self._append_jsonl(self.completions_path, {
                 "step": self.state.step, "question": example.question, "answer": example.answer,
-                "completion": out.texts[i], "reward": float(rewards[i]),
+                "completion": batch.rollout.texts[i], "reward": float(batch.rewards[i]),
+                "advantage": float(batch.advantages[i]),
             })
 
     def evaluate(self, examples: Sequence[Example] | None = None) -> dict[str, float]:
@@ -447,28 +629,31 @@ class GRPOTrainer:
     def train(self, resume_from: str | Path | bool | None = None) -> list[dict[str, Any]]:
         """Train until ``config.max_steps``; returns the metrics history.
 
-        ``resume_from`` is a checkpoint directory, or True for the latest one under ``output_dir``.
-        Interrupting (Ctrl-C, or the stop button in a notebook) saves a checkpoint and returns.
+        ``resume_from`` is a checkpoint directory, or True for the latest one under ``output_dir``
+        (a fresh start when there is none). Interrupting (Ctrl-C, or the stop button in a notebook)
+        saves a checkpoint and returns.
         """
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume_from:
             self._resume(resume_from)
-        else:
+        if self.state.step == 0:
             self.generator.manual_seed(self.config.seed)
             for path in (self.metrics_path, self.completions_path):
                 path.unlink(missing_ok=True)
-        if self.state.step == 0 and self.eval_examples:
-            self._record({"step": 0, **self.evaluate()})
+            self.state.history = []
+            if self.eval_examples:
+                self._record({"step": 0, **self.evaluate()})
         bar = tqdm(total=self.config.max_steps, initial=self.state.step, desc="GRPO", disable=not self.progress)
         try:
             while self.state.step < self.config.max_steps:
                 metrics = self.step()
-                if self.eval_examples and (self.state.step % self.config.eval_steps == 0 or self.state.step == self.config.max_steps):
+                last = self.state.step == self.config.max_steps
+                if self.eval_examples and (self.state.step % self.config.eval_steps == 0 or last):
                     metrics.update(self.evaluate())
                 self._record(metrics)
                 bar.update(1)
                 bar.set_postfix(reward=f"{metrics['reward']:.2f}", length=f"{metrics['completions/mean_length']:.1f}")
-                if self.state.step % self.config.save_steps == 0 or self.state.step == self.config.max_steps:
+                if self.state.step % self.config.save_steps == 0 or last:
                     self.save()
         except KeyboardInterrupt:
             path = self.save()

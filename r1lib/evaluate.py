@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -20,6 +25,43 @@ _REFLECTION_RE = re.compile(r"\b(" + "|".join(REFLECTION_WORDS) + r")\b", re.IGN
 def has_reflection(text: str) -> bool:
     """True when the completion contains one of :data:`REFLECTION_WORDS` as a whole word."""
     return _REFLECTION_RE.search(text) is not None
+
+
+def reflection_word_counts(texts: Sequence[str]) -> dict[str, float]:
+    """Per reflection word, the fraction of ``texts`` that contain it (case-insensitive, whole words)."""
+    counts = Counter(word for text in texts for word in {m.lower() for m in _REFLECTION_RE.findall(text)})
+    return {word: counts[word] / max(1, len(texts)) for word in REFLECTION_WORDS}
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from ``n`` samples of which ``c`` are correct: 1 - C(n-c, k) / C(n, k).
+
+    The probability that at least one of ``k`` samples drawn without replacement from the ``n`` is
+    correct (Chen et al., 2021). Computed as a product to stay exact for large ``n``.
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+def majority_answer(answers: Sequence[str | None]) -> str | None:
+    """The most frequent non-empty normalised answer; ties go to the answer seen first."""
+    normalised = [normalise_answer(a) for a in answers if a is not None and normalise_answer(a)]
+    if not normalised:
+        return None
+    counts = Counter(normalised)
+    best = max(counts.values())
+    return next(a for a in normalised if counts[a] == best)
+
+
+def normalise_answer(answer: str) -> str:
+    """Strip whitespace, surrounding ``$``, a trailing period and thousands separators, for voting."""
+    text = answer.strip().strip("$").strip().rstrip(".")
+    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", text):
+        text = text.replace(",", "")
+    return " ".join(text.split())
 
 
 @dataclass
@@ -49,6 +91,25 @@ class EvalResult:
     def reflection_rate(self) -> float:
         """Fraction of samples containing a reflection word."""
         return self._mean([[has_reflection(c) for c in row] for row in self.completions])
+
+    @property
+    def k(self) -> int:
+        """Samples per example."""
+        return len(self.correct[0]) if self.correct else 0
+
+    def pass_at(self, k: int) -> float:
+        """Unbiased pass@k averaged over examples (needs at least ``k`` samples each)."""
+        return sum(pass_at_k(len(row), sum(row), k) for row in self.correct) / max(1, len(self.correct))
+
+    def cons_at_k(self, task: Task, examples: Sequence[Example]) -> float:
+        """Majority-vote accuracy: the most common answer among each example's samples, verified."""
+        if len(examples) != len(self.completions):
+            raise ValueError("cons@k needs the examples this result was computed on")
+        right = 0
+        for example, texts in zip(examples, self.completions):
+            vote = majority_answer([extract_answer(t) for t in texts])
+            right += vote is not None and task.check_answer(vote, example)
+        return right / max(1, len(examples))
 
     @property
     def mean_length(self) -> float:
@@ -102,9 +163,35 @@ def evaluate(
     return result
 
 
+def evaluate_checkpoints(
+    checkpoints: Sequence[str | Path],
+    task: Task,
+    examples: list[Example],
+    load: Callable[[Path], tuple[Any, Any]],
+    **evaluate_kwargs,
+) -> list[tuple[int, EvalResult]]:
+    """Evaluate each checkpoint directory (``step-000040`` ...) and return ``(step, result)`` pairs.
+
+    ``load(path) -> (model, tokenizer)`` loads one checkpoint; use it to place the model on a device.
+    """
+    results = []
+    for path in sorted(map(Path, checkpoints), key=lambda p: _step_of(p)):
+        model, tokenizer = load(path)
+        results.append((_step_of(path), evaluate(model, tokenizer, task, examples, **evaluate_kwargs)))
+    return results
+
+
+def _step_of(path: Path) -> int:
+    digits = "".join(ch for ch in path.name if ch.isdigit())
+    return int(digits) if digits else 0
+
+
 def _is_correct(task: Task, completion: str, example: Example) -> bool:
     answer = extract_answer(completion)
     return answer is not None and task.check_answer(answer, example)
 
 
-__all__ = ["REFLECTION_WORDS", "EvalResult", "evaluate", "extract_reasoning", "has_reflection"]
+__all__ = [
+    "REFLECTION_WORDS", "EvalResult", "evaluate", "evaluate_checkpoints", "extract_reasoning", "has_reflection",
+    "majority_answer", "normalise_answer", "pass_at_k", "reflection_word_counts",
+]

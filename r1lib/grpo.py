@@ -277,6 +277,7 @@ class Batch:
     advantages: torch.Tensor  # (B,)
     loss_mask: torch.Tensor  # (B, T): completion tokens that count in the loss
     metrics: dict[str, float]
+    reward_columns: dict[str, list[float | None]] = field(default_factory=dict)  # per reward function
 
 
 def concat_rollouts(parts: Sequence[Rollout], pad_id: int) -> Rollout:
@@ -445,17 +446,23 @@ class GRPOTrainer:
 
     # ---------------------------------------------------------------- generation and scoring
 
-    def _score(self, examples: list[Example], out: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+    def _score(self, examples: list[Example], out: Rollout) -> tuple[torch.Tensor, dict[str, list[float | None]]]:
+        """Total reward per completion, and each reward function's scores by name."""
         g = self.config.num_generations
         prompts = [self.task.prompt(e) for e in examples for _ in range(g)]
         columns = {k: [v for v in values for _ in range(g)] for k, values in example_columns(examples).items()}
         per_function = [list(f(prompts, out.texts, **columns)) for f in self.reward_funcs]
         total = torch.tensor(combine_rewards(per_function, self.config.reward_weights), dtype=torch.float32)
-        metrics = {}
-        for f, scores in zip(self.reward_funcs, per_function):
+        names = [getattr(f, "__name__", f"reward_{i}") for i, f in enumerate(self.reward_funcs)]
+        return total.to(self.device), dict(zip(names, per_function))
+
+    @staticmethod
+    def _reward_means(columns: dict[str, list[float | None]]) -> dict[str, float]:
+        means = {}
+        for name, scores in columns.items():
             valid = [s for s in scores if s is not None and math.isfinite(s)]
-            metrics[f"rewards/{getattr(f, '__name__', 'reward')}/mean"] = sum(valid) / len(valid) if valid else 0.0
-        return total.to(self.device), metrics
+            means[f"rewards/{name}/mean"] = sum(valid) / len(valid) if valid else 0.0
+        return means
 
     def _sample(self, examples: list[Example]) -> Rollout:
         cfg = self.config
@@ -476,42 +483,53 @@ class GRPOTrainer:
         g, wanted = cfg.num_generations, cfg.prompts_per_step
         examples = self._next_examples(wanted)
         out = self._sample(examples)
-        rewards, metrics = self._score(examples, out)
+        rewards, columns = self._score(examples, out)
+        metrics = self._reward_means(columns)
         std = rewards.view(-1, g).std(dim=1)
         metrics["frac_reward_zero_std"] = float((std < 1e-6).float().mean())
         metrics["reward"] = float(rewards.mean())
         metrics["reward_std"] = float(std.mean())
         if cfg.dynamic_sampling:
-            examples, out, rewards, extra = self._refill(examples, out, rewards)
+            examples, out, rewards, columns, extra = self._refill(examples, out, rewards, columns)
             metrics["dynamic_sampling/extra_groups"] = extra
             metrics["dynamic_sampling/kept_groups"] = len(examples)
         advantages = group_advantages(rewards, g, cfg.scale_rewards)
         loss_mask = out.completion_mask.clone()
         if cfg.mask_truncated_completions:
             loss_mask[out.is_truncated] = 0
-        return Batch(examples, out, rewards, advantages, loss_mask, metrics)
+        return Batch(examples, out, rewards, advantages, loss_mask, metrics, columns)
 
-    def _refill(self, examples, out, rewards):
+    def _refill(self, examples, out, rewards, columns):
         cfg = self.config
         g, wanted = cfg.num_generations, cfg.prompts_per_step
-        kept = [i for i, s in enumerate(rewards.view(-1, g).std(dim=1).tolist()) if s > 1e-6]
+
+        def with_spread(rewards: torch.Tensor) -> list[int]:
+            return [i for i, s in enumerate(rewards.view(-1, g).std(dim=1).tolist()) if s > 1e-6]
+
+        def rows(groups: list[int]) -> list[int]:
+            return [r for i in groups for r in range(i * g, (i + 1) * g)]
+
+        kept = with_spread(rewards)
         parts, kept_examples = [select_groups(out, kept)], [examples[i] for i in kept]
         kept_rewards = [rewards.view(-1, g)[kept]]
+        kept_columns = {name: [scores[r] for r in rows(kept)] for name, scores in columns.items()}
         extra = 0
         while len(kept_examples) < wanted and extra < cfg.extra_group_cap:
             more = self._next_examples(min(wanted - len(kept_examples), cfg.extra_group_cap - extra))
             extra += len(more)
             more_out = self._sample(more)
-            more_rewards, _ = self._score(more, more_out)
-            spread = [i for i, s in enumerate(more_rewards.view(-1, g).std(dim=1).tolist()) if s > 1e-6]
+            more_rewards, more_columns = self._score(more, more_out)
+            spread = with_spread(more_rewards)
             parts.append(select_groups(more_out, spread))
             kept_examples += [more[i] for i in spread]
             kept_rewards.append(more_rewards.view(-1, g)[spread])
+            for name, scores in more_columns.items():
+                kept_columns[name] += [scores[r] for r in rows(spread)]
         if not kept_examples:  # nothing with spread: keep the original batch; its gradient is zero anyway
-            return examples, out, rewards, extra
+            return examples, out, rewards, columns, extra
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         merged = concat_rollouts([p for p in parts if p.texts], pad_id)
-        return kept_examples, merged, torch.cat(kept_rewards).view(-1), extra
+        return kept_examples, merged, torch.cat(kept_rewards).view(-1), kept_columns, extra
 
     # ---------------------------------------------------------------- optimisation
 
@@ -613,6 +631,7 @@ class GRPOTrainer:
                 "step": self.state.step, "question": example.question, "answer": example.answer,
                 "completion": batch.rollout.texts[i], "reward": float(batch.rewards[i]),
                 "advantage": float(batch.advantages[i]),
+                "rewards": {name: scores[i] for name, scores in batch.reward_columns.items()},
             })
 
     def evaluate(self, examples: Sequence[Example] | None = None) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -73,3 +73,14 @@ def add_lora(model, settings: LoraSettings):
         target_modules=targets, task_type="CAUSAL_LM",
     )
     return get_peft_model(model, config)
+
+
+def load_trained(spec: ModelSpec, checkpoint: str | Path):
+    """Load a training checkpoint for evaluation: a full model directory, or a LoRA adapter on ``spec``'s base."""
+    checkpoint = Path(checkpoint)
+    if (checkpoint / "adapter_model.safetensors").exists():
+        from peft import PeftModel
+
+        base, tokenizer = load_model_and_tokenizer(replace(spec, lora=None))
+        return PeftModel.from_pretrained(base, str(checkpoint)).eval(), tokenizer
+    return load_model_and_tokenizer(replace(spec, name_or_path=str(checkpoint), lora=None))

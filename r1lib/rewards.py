@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .format import extract_answer, is_strict_format
+from .format import TAGS, extract_answer, extract_reasoning, is_strict_format
 from .tasks.base import Example, Task
 
 RewardFunc = Callable[..., list[float | None]]
@@ -90,3 +91,234 @@ def combine_rewards(
             if score is not None and math.isfinite(score):
                 total[i] += weight * float(score)
     return total
+
+
+# ----------------------------------------------------------------------------- format, partial credit
+
+
+@never_raises
+def soft_format_reward(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+    """1.0 for the strict format, 0.5 when an ``<answer>…</answer>`` block is present anywhere, else 0.0.
+
+    A gentler slope than :func:`format_reward` for a model that has not found the format yet.
+    """
+    scores: list[float | None] = []
+    for completion in completions:
+        text = completion_text(completion)
+        scores.append(1.0 if is_strict_format(text) else 0.5 if extract_answer(text) is not None else 0.0)
+    return scores
+
+
+@never_raises
+def tag_count_reward(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+    """0.25 for each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` that appears exactly once."""
+    return [sum(0.25 for tag in TAGS if completion_text(c).count(tag) == 1) for c in completions]
+
+
+# ----------------------------------------------------------------------------- language consistency
+
+
+# The tiny world's connector words (r1lib.tiny.tokenizer.CONNECTORS_EN/_ES, without their spaces);
+# spelled out here so that importing the rewards does not import transformers. A test keeps them in sync.
+TINY_TARGET_WORDS = frozenset({"so", "wait"})
+TINY_FOREIGN_WORDS = frozenset({"luego", "espera"})
+
+
+# Runs of letters: \w minus digits and underscore. One character class, so matching is linear.
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of ``text``, split on every non-letter (digits and ``_`` split too)."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def make_language_consistency_reward(
+    target_words: set[str] | frozenset[str],
+    foreign_words: set[str] | frozenset[str] | None = None,
+    name: str = "language_consistency",
+) -> RewardFunc:
+    """DeepSeek-R1's language-consistency reward: the share of the reasoning's words in the target language.
+
+    The reasoning is the ``<think>`` block (the whole completion when there is none). With
+    ``foreign_words=None`` every word counts and the score is ``|target words| / |words|``; with a
+    foreign vocabulary only words of either vocabulary are language words, the rest (numbers,
+    names, symbols) are neutral. Reasoning without any language word gets None (does not apply).
+    """
+    target = frozenset(w.lower() for w in target_words)
+    foreign = None if foreign_words is None else frozenset(w.lower() for w in foreign_words)
+    if not target:
+        raise ValueError("target_words must not be empty")
+    if foreign is not None and target & foreign:
+        raise ValueError(f"words in both languages: {sorted(target & foreign)}")
+
+    @never_raises
+    def language_consistency(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+        scores: list[float | None] = []
+        for completion in completions:
+            text = completion_text(completion)
+            reasoning = extract_reasoning(text)
+            found = words(text if reasoning is None else reasoning)
+            in_target = sum(1 for w in found if w in target)
+            counted = len(found) if foreign is None else in_target + sum(1 for w in found if w in foreign)
+            scores.append(in_target / counted if counted else None)
+        return scores
+
+    language_consistency.__name__ = name
+    return language_consistency
+
+
+tiny_language_consistency_reward = make_language_consistency_reward(TINY_TARGET_WORDS, TINY_FOREIGN_WORDS)
+
+
+# ----------------------------------------------------------------------------- length-aware rewards
+
+
+def _length(text: str, tokenizer: Any | None) -> int:
+    """Characters, or tokens when a Hugging Face ``tokenizer`` is given."""
+    if tokenizer is None:
+        return len(text)
+    return len(tokenizer.encode(text, add_special_tokens=False))
+
+
+def _correctness(task: Task, completions: Sequence[Any], answer: Sequence[Any]) -> list[bool | None]:
+    """Whether each completion's ``<answer>`` verifies; None where the check itself failed."""
+    verdicts: list[bool | None] = []
+    for completion, gold in zip(completions, answer, strict=True):
+        try:
+            predicted = extract_answer(completion_text(completion))
+            verdicts.append(predicted is not None and bool(task.check_answer(predicted, Example("", str(gold)))))
+        except Exception:  # noqa: BLE001 - one broken check must not void the others' scores
+            verdicts.append(None)
+    return verdicts
+
+
+def make_cosine_scaled_reward(
+    task: Task,
+    min_value_wrong: float = -1.0,
+    max_value_wrong: float = -0.5,
+    min_value_correct: float = 0.5,
+    max_value_correct: float = 1.0,
+    max_len: int = 1000,
+    tokenizer: Any | None = None,
+    name: str = "cosine_scaled",
+) -> RewardFunc:
+    """Correctness scaled by length along a half cosine ("Demystifying Long CoT Reasoning", Yeo et al. 2025).
+
+    With ``t = min(length / max_len, 1)`` and ``c = (1 + cos(pi t)) / 2`` (1 at length 0, 0 at
+    ``max_len``): a correct answer gets ``min_value_correct + (max_value_correct - min_value_correct) c``
+    (short and right is best), a wrong one gets ``max_value_wrong + (min_value_wrong - max_value_wrong) c``
+    (short and wrong is worst: thinking longer is encouraged when it does not help yet).
+    """
+    if max_len <= 0:
+        raise ValueError(f"max_len must be positive, got {max_len}")
+    if not min_value_wrong <= max_value_wrong or not min_value_correct <= max_value_correct:
+        raise ValueError("need min_value_wrong <= max_value_wrong and min_value_correct <= max_value_correct")
+
+    @never_raises
+    def cosine_scaled(prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any) -> list[float | None]:
+        scores: list[float | None] = []
+        for completion, correct in zip(completions, _correctness(task, completions, answer)):
+            if correct is None:
+                scores.append(None)
+                continue
+            progress = min(_length(completion_text(completion), tokenizer) / max_len, 1.0)
+            shape = 0.5 * (1.0 + math.cos(math.pi * progress))
+            if correct:
+                scores.append(min_value_correct + (max_value_correct - min_value_correct) * shape)
+            else:
+                scores.append(max_value_wrong + (min_value_wrong - max_value_wrong) * shape)
+        return scores
+
+    cosine_scaled.__name__ = name
+    return cosine_scaled
+
+
+def _prompt_key(prompt: Any) -> str:
+    return prompt if isinstance(prompt, str) else repr(prompt)
+
+
+def make_kimi_length_reward(task: Task, tokenizer: Any | None = None, name: str = "kimi_length") -> RewardFunc:
+    """Kimi k1.5's length reward, relative to the other completions of the same prompt in the batch.
+
+    ``lam = 0.5 - (len - min_len) / (max_len - min_len)`` over the group; a correct completion gets
+    ``lam`` (the shortest +0.5, the longest -0.5), a wrong one ``min(0, lam)`` (never rewarded for
+    being short). A group whose completions all have one length gets 0.0.
+    """
+
+    @never_raises
+    def kimi_length(prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any) -> list[float | None]:
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
+        lengths = [_length(completion_text(c), tokenizer) for c in completions]
+        groups: dict[str, list[int]] = {}
+        for i, prompt in enumerate(prompts):
+            groups.setdefault(_prompt_key(prompt), []).append(i)
+        correctness = _correctness(task, completions, answer)
+        scores: list[float | None] = [None] * len(completions)
+        for members in groups.values():
+            shortest, longest = min(lengths[i] for i in members), max(lengths[i] for i in members)
+            for i in members:
+                if correctness[i] is None:
+                    continue
+                lam = 0.0 if longest == shortest else 0.5 - (lengths[i] - shortest) / (longest - shortest)
+                scores[i] = lam if correctness[i] else min(0.0, lam)
+        return scores
+
+    kimi_length.__name__ = name
+    return kimi_length
+
+
+def make_soft_overlong_punishment(
+    max_completion_length: int, soft_cache_length: int, tokenizer: Any | None = None, name: str = "soft_overlong_punishment"
+) -> RewardFunc:
+    """DAPO's soft overlong punishment: 0 up to ``max - cache``, then linearly down to -1 at ``max``.
+
+    Completions longer than ``max_completion_length`` get -1. Truncated completions are then
+    discouraged smoothly instead of by a cliff.
+    """
+    if not 0 < soft_cache_length <= max_completion_length:
+        raise ValueError(f"need 0 < soft_cache_length <= max_completion_length, got {soft_cache_length}, {max_completion_length}")
+    free = max_completion_length - soft_cache_length
+
+    @never_raises
+    def soft_overlong_punishment(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+        scores: list[float | None] = []
+        for completion in completions:
+            length = _length(completion_text(completion), tokenizer)
+            scores.append(0.0 if length <= free else -1.0 if length > max_completion_length else (free - length) / soft_cache_length)
+        return scores
+
+    soft_overlong_punishment.__name__ = name
+    return soft_overlong_punishment
+
+
+def make_repetition_penalty(
+    ngram_size: int = 3, max_penalty: float = -1.0, tokenizer: Any | None = None, name: str = "repetition_penalty"
+) -> RewardFunc:
+    """``max_penalty`` times the share of repeated n-grams: ``(1 - distinct / total) * max_penalty``.
+
+    N-grams are over whitespace-separated, lower-cased words (over token ids when a ``tokenizer`` is
+    given). Text with fewer than ``ngram_size`` units gets 0.0. Scores lie in ``[max_penalty, 0]``.
+    """
+    if ngram_size < 1:
+        raise ValueError(f"ngram_size must be >= 1, got {ngram_size}")
+    if max_penalty > 0:
+        raise ValueError(f"max_penalty must be <= 0 (it is a penalty), got {max_penalty}")
+
+    @never_raises
+    def repetition_penalty(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+        scores: list[float | None] = []
+        for completion in completions:
+            text = completion_text(completion)
+            units = text.lower().split() if tokenizer is None else tokenizer.encode(text, add_special_tokens=False)
+            total = len(units) - ngram_size + 1
+            if total <= 0:
+                scores.append(0.0)
+                continue
+            distinct = len({tuple(units[i : i + ngram_size]) for i in range(total)})
+            scores.append((1.0 - distinct / total) * max_penalty)
+        return scores
+
+    repetition_penalty.__name__ = name
+    return repetition_penalty

@@ -1,8 +1,11 @@
-"""Live views for notebooks: training curves that redraw while a run is in progress."""
+"""Notebook views: live training curves, and a browser for the completions sampled during training."""
 
 from __future__ import annotations
 
+import html
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -41,3 +44,73 @@ class LiveCurves:
             self._handle = display(self._figure, display_id=True)
         else:
             self._handle.update(self._figure)
+
+
+def load_completions(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a run's ``completions.jsonl`` (one per logged completion)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _completion_html(records: Sequence[dict[str, Any]]) -> str:
+    rows = []
+    for r in records:
+        correct = r.get("rewards", {}).get("accuracy")
+        colour = "#f1f3f4" if correct is None else "#e6f4ea" if correct >= 1 else "#fce8e6"
+        parts = ", ".join(f"{k}={v:.2f}" for k, v in r.get("rewards", {}).items() if v is not None)
+        text = html.escape(r["completion"])
+        rows.append(
+            f"<tr style='background:{colour}'><td>{r.get('reward', 0):.2f}<br><small>{parts}</small></td>"
+            f"<td>{r.get('advantage', 0):+.2f}</td>"
+            f"<td style='font-family:monospace;text-align:left;white-space:pre-wrap'>{text}</td></tr>"
+        )
+    return "<table><tr><th>reward</th><th>advantage</th><th>completion</th></tr>" + "".join(rows) + "</table>"
+
+
+class CompletionBrowser:
+    """Pick a training step and one of its prompts; read the sampled completions with their rewards.
+
+    ``CompletionBrowser("runs/03_r1_zero/cpu/completions.jsonl").show()`` in a notebook.
+    """
+
+    def __init__(self, source: str | Path | Sequence[dict[str, Any]]) -> None:
+        self.records = load_completions(source) if isinstance(source, (str, Path)) else list(source)
+        if not self.records:
+            raise ValueError("no completions to browse")
+        self.steps = sorted({r["step"] for r in self.records})
+
+    def questions(self, step: int) -> list[str]:
+        """The prompts logged at ``step``, in order."""
+        return list(dict.fromkeys(r["question"] for r in self.records if r["step"] == step))
+
+    def completions(self, step: int, question: str) -> list[dict[str, Any]]:
+        """The logged completions of ``question`` at ``step``."""
+        return [r for r in self.records if r["step"] == step and r["question"] == question]
+
+    def show(self):
+        """Display the browser (ipywidgets); returns the widget."""
+        import ipywidgets as widgets
+        from IPython.display import display
+
+        step = widgets.SelectionSlider(options=self.steps, value=self.steps[-1], description="step",
+                                       continuous_update=False, layout=widgets.Layout(width="60%"))
+        question = widgets.Dropdown(description="prompt")
+        view = widgets.HTML()
+
+        def refresh_questions(*_):
+            options = self.questions(step.value)
+            question.options = options
+            question.value = options[0] if options else None
+
+        def refresh_view(*_):
+            if question.value is not None:
+                answer = self.completions(step.value, question.value)[0].get("answer", "")
+                view.value = f"<b>reference answer:</b> {html.escape(str(answer))}" + _completion_html(
+                    self.completions(step.value, question.value))
+
+        step.observe(refresh_questions, names="value")
+        question.observe(refresh_view, names="value")
+        refresh_questions()
+        refresh_view()
+        box = widgets.VBox([step, question, view])
+        display(box)
+        return box

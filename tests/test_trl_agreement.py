@@ -13,7 +13,7 @@ TRL quirks this file has to work around (see the comments where they are handled
 
 * TRL's ``use_bias_correction_kl`` defaults to True: the KL term is multiplied by the importance
   ratio. r1lib has no such knob (it never multiplies), so the main comparison sets it to False and
-  ``test_trl_default_bias_corrected_kl_differs`` pins down the difference.
+  ``test_trl_default_bias_corrected_kl`` (strict xfail) pins down the difference.
 * With ``beta > 0`` TRL loads the reference model from ``model.config._name_or_path``; a model
   built from a config in memory has none, so the tiny model is saved to a temporary directory and
   TRL is given that path.
@@ -21,6 +21,13 @@ TRL quirks this file has to work around (see the comments where they are handled
   on CPU (log-probs then differ from fp32 ones by ~3e-3); the comparison sets ``bf16=False``.
 * ``current_gradient_accumulation_steps`` is set by ``Trainer``'s training loop only; it is set to
   1 here, which is what the loop sets with ``gradient_accumulation_steps=1``.
+* TRL scores completions through a fused LM head and passes no ``position_ids``, so left-padded
+  rows get positions 0..L-1 counted from the pads, while r1lib's ``completion_logps`` counts
+  positions from the first real token. RoPE attention depends only on relative positions, so the
+  log-probs agree to float rounding (~5e-7 here) and no monkeypatching of TRL's log-probs is needed;
+  the reference log-probs are compared directly below.
+
+Known disagreements are strict xfails at the end of the file.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+pytestmark = pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")
 
 trl = pytest.importorskip("trl")
 datasets = pytest.importorskip("datasets")
@@ -49,6 +58,7 @@ TOL = 1e-5
 G = 3  # completions per prompt
 MAX_LEN = 6  # max_completion_length
 BETA, EPSILON, EPSILON_HIGH = 0.04, 0.2, 0.28
+TEMPERATURE = 0.7  # not 1, so that both sides dividing the logits by it is checked
 REWARD_WEIGHTS = [1.0, 0.5]
 
 # Four prompts of different lengths (so TRL left-pads them), as token ids (ids 20..90 are characters).
@@ -79,17 +89,16 @@ def completion_lists(eos: int) -> list[list[int]]:
     return [body if len(body) == MAX_LEN else body + [eos] for body in _BODIES]
 
 
-def make_reward(scores, name):
+def make_reward(scores, name, completions):
     """A real reward function that returns a fixed score per completion (looked up by its tokens)."""
+    index = {tuple(ids): i for i, ids in enumerate(completions)}
+    assert len(index) == len(completions)
 
     def reward(prompts, completions, completion_ids, **kwargs):
-        return [scores[_index[tuple(ids)]] for ids in completion_ids]
+        return [scores[index[tuple(ids)]] for ids in completion_ids]
 
     reward.__name__ = name
     return reward
-
-
-_index: dict[tuple[int, ...], int] = {}
 
 
 @pytest.fixture(scope="module")
@@ -100,13 +109,11 @@ def world(tiny_tokenizer, tmp_path_factory):
     model.save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
     completions = completion_lists(tiny_tokenizer.eos_token_id)
-    _index.clear()
-    _index.update({tuple(ids): i for i, ids in enumerate(completions)})
-    assert len(_index) == len(completions)
     return {"path": str(path), "tokenizer": tiny_tokenizer, "completions": completions}
 
 
-def build_trainer(world, tmp_path, *, loss_type, scale_rewards, level, beta, bias_correction=False):
+def build_trainer(world, tmp_path, *, loss_type, scale_rewards, level, beta, bias_correction=False,
+                  rewards=(REWARDS_1, REWARDS_2)):
     args = trl.GRPOConfig(
         output_dir=str(tmp_path),
         use_cpu=True,
@@ -126,7 +133,7 @@ def build_trainer(world, tmp_path, *, loss_type, scale_rewards, level, beta, bia
         scale_rewards=scale_rewards,
         importance_sampling_level=level,
         max_completion_length=MAX_LEN,
-        temperature=1.0,
+        temperature=TEMPERATURE,
         mask_truncated_completions=True,  # r1lib's default
         reward_weights=REWARD_WEIGHTS,
         use_bias_correction_kl=bias_correction,
@@ -134,7 +141,7 @@ def build_trainer(world, tmp_path, *, loss_type, scale_rewards, level, beta, bia
     dataset = datasets.Dataset.from_dict({"prompt": [f"p{i}" for i in range(len(PROMPTS))]})
     trainer = trl.GRPOTrainer(
         model=world["path"],
-        reward_funcs=[make_reward(REWARDS_1, "first"), make_reward(REWARDS_2, "second")],
+        reward_funcs=[make_reward(scores, name, world["completions"]) for scores, name in zip(rewards, ("first", "second"))],
         args=args,
         train_dataset=dataset,
         processing_class=world["tokenizer"],
@@ -159,7 +166,7 @@ def r1lib_config(loss_type, scale_rewards, level, beta):
     return GRPOConfig(
         num_generations=G, per_device_train_batch_size=len(PROMPTS) * G, beta=beta, epsilon=EPSILON,
         epsilon_high=EPSILON_HIGH, loss_type=loss_type, scale_rewards=scale_rewards,
-        importance_sampling_level=level, max_completion_length=MAX_LEN, temperature=1.0,
+        importance_sampling_level=level, max_completion_length=MAX_LEN, temperature=TEMPERATURE,
         mask_truncated_completions=True, reward_weights=REWARD_WEIGHTS,
     )
 
@@ -205,8 +212,9 @@ def both_losses(trainer, batch, cfg):
         model, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], batch["completion_mask"],
         temperature=cfg.temperature,
     )
+    old = batch["old_per_token_logps"] if "old_per_token_logps" in batch else logps.detach()  # as TRL does
     ours = grpo_loss(
-        logps, batch["old_per_token_logps"], batch["advantages"], batch["completion_mask"], cfg,
+        logps, old, batch["advantages"], batch["completion_mask"], cfg,
         ref_logps=batch.get("ref_per_token_logps"), num_items_in_batch=batch["num_items_in_batch"],
     )
     ours.loss.backward()
@@ -215,15 +223,15 @@ def both_losses(trainer, batch, cfg):
     return trl_loss.detach(), trl_grads, ours, ours_grads
 
 
-def prepared(world, tmp_path, loss_type="bnpo", scale_rewards="group", level="token", beta=BETA, bias_correction=False):
+def prepared(world, tmp_path, loss_type="bnpo", scale_rewards="group", level="token", beta=BETA, **kwargs):
     """TRL trainer for these settings, its scored batch with off-policy old log-probs, r1lib's config."""
     trainer = build_trainer(world, tmp_path, loss_type=loss_type, scale_rewards=scale_rewards, level=level, beta=beta,
-                            bias_correction=bias_correction)
+                            **kwargs)
     perturb_policy(trainer.model)
     batch = trl_batch(trainer)
     with torch.no_grad():
         current, _ = completion_logps(trainer.model, batch["prompt_ids"], batch["prompt_mask"],
-                                      batch["completion_ids"], batch["completion_mask"])
+                                      batch["completion_ids"], batch["completion_mask"], temperature=TEMPERATURE)
     batch["old_per_token_logps"] = old_logps_from(current, batch["completion_mask"].float())
     return trainer, batch, r1lib_config(loss_type, scale_rewards, level, beta), current
 
@@ -266,7 +274,7 @@ def test_advantages_and_loss_match_trl(world, tmp_path, caplog, loss_type, scale
     # The reference log-probs TRL computed (fused LM head, no position_ids) are r1lib's too.
     with torch.no_grad():
         ours_ref, _ = completion_logps(trainer.ref_model, batch["prompt_ids"], batch["prompt_mask"],
-                                       batch["completion_ids"], mask)
+                                       batch["completion_ids"], mask, temperature=TEMPERATURE)
     torch.testing.assert_close(ours_ref[mask.bool()], batch["ref_per_token_logps"][mask.bool()], atol=TOL, rtol=0)
 
     # Off-policy: ratios != 1, and some clipped below and above (in the sequence case, per sequence).
@@ -293,4 +301,101 @@ def test_advantages_and_loss_match_trl(world, tmp_path, caplog, loss_type, scale
         assert ours.clip_ratio_low == pytest.approx(metrics["clip_ratio/low_mean"], abs=TOL)
         assert ours.clip_ratio_high == pytest.approx(metrics["clip_ratio/high_mean"], abs=TOL)
         assert ours.clip_ratio_low > 0 or ours.clip_ratio_high > 0
-    print(level, ours.clip_ratio_low, metrics["clip_ratio/low_mean"], ours.clip_ratio_high, metrics["clip_ratio/high_mean"])
+
+
+# --------------------------------------------------------------------------- beta == 0
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("loss_type", LOSS_TYPES)
+def test_loss_without_kl_matches_trl(world, tmp_path, loss_type, level):
+    trainer, batch, cfg, _ = prepared(world, tmp_path, loss_type, "batch", level, beta=0.0)
+    assert trainer.ref_model is None and "ref_per_token_logps" not in batch  # TRL skips the reference entirely
+    trl_loss, trl_grads, ours, ours_grads = both_losses(trainer, batch, cfg)
+    assert ours.kl is None and "kl" not in trainer._metrics["train"]
+    torch.testing.assert_close(ours.loss.detach(), trl_loss, atol=TOL, rtol=TOL)
+    torch.testing.assert_close(ours_grads, trl_grads, atol=TOL, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- the test can fail
+
+
+@pytest.mark.parametrize(
+    ("trl_settings", "r1lib_settings"),
+    [
+        (("bnpo", "group", "token"), ("grpo", "group", "token")),
+        (("dapo", "group", "token"), ("dr_grpo", "group", "token")),
+        (("grpo", "group", "sequence"), ("grpo", "group", "token")),
+        (("bnpo", "batch", "token"), ("bnpo", "group", "token")),
+    ],
+    ids=["bnpo-vs-grpo", "dapo-vs-dr_grpo", "sequence-vs-token", "batch-vs-group"],
+)
+def test_a_different_setting_does_not_match(world, tmp_path, trl_settings, r1lib_settings):
+    """The comparison is sharp enough to tell neighbouring settings apart on this batch."""
+    trainer, batch, _, _ = prepared(world, tmp_path, *trl_settings, beta=BETA)
+    cfg = r1lib_config(*r1lib_settings, BETA)
+    rewards = torch.tensor(combine_rewards([REWARDS_1, REWARDS_2], REWARD_WEIGHTS), dtype=torch.float32)
+    ours_adv = group_advantages(rewards, G, cfg.scale_rewards)
+    advantage_gap = (ours_adv - batch["advantages"]).abs().max().item()
+    batch["advantages"] = ours_adv  # the same advantages on both sides, so the loss gap is the loss's own
+    trl_loss, _, ours, _ = both_losses(trainer, batch, cfg)
+    loss_gap = abs(ours.loss.item() - trl_loss.item())
+    assert max(advantage_gap, loss_gap) > 100 * TOL
+
+
+# --------------------------------------------------------------------------- known disagreements
+
+
+def test_trl_defaults_that_this_file_overrides(tmp_path):
+    """The settings above differ from TRL's defaults in two places; a TRL upgrade that changes them shows here."""
+    args = trl.GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    assert args.use_bias_correction_kl is True  # r1lib's loss is TRL's with this False (see the xfail below)
+    assert args.bf16 is True  # bf16 autocast, even on CPU
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="TRL defaults to use_bias_correction_kl=True (KL term times the importance ratio); r1lib has no such "
+    "option and never multiplies. Off-policy the loss differs (bnpo here: TRL -0.03457, r1lib -0.03671); on-policy "
+    "the ratio is 1 in value but not in gradient (d ratio = ratio * d logp), so the loss agrees and the gradient "
+    "differs (by up to 4e-3 where the largest component is 0.3 here).",
+)
+@pytest.mark.parametrize("policy", ["off-policy", "on-policy"])
+def test_trl_default_bias_corrected_kl(world, tmp_path, policy):
+    trainer, batch, cfg, _ = prepared(world, tmp_path, "bnpo", "group", "token", BETA, bias_correction=True)
+    if policy == "on-policy":
+        del batch["old_per_token_logps"]  # num_iterations=1: both sides use the current log-probs, detached
+    trl_loss, trl_grads, ours, ours_grads = both_losses(trainer, batch, cfg)
+    torch.testing.assert_close(ours.loss.detach(), trl_loss, atol=TOL, rtol=TOL)
+    torch.testing.assert_close(ours_grads, trl_grads, atol=TOL, rtol=1e-4)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="A completion that every reward function scores None: r1lib's combine_rewards gives it 0.0, which then "
+    "counts in its group's mean and std; TRL gives it NaN, leaves it out of the group (and batch) statistics with "
+    "nanmean/nanstd, and sets its advantage to 0.",
+)
+@pytest.mark.parametrize("scale_rewards", SCALE_REWARDS)
+def test_unscorable_completion_advantages(world, tmp_path, scale_rewards):
+    first, second = list(REWARDS_1), list(REWARDS_2)
+    first[10] = second[10] = None
+    trainer = build_trainer(world, tmp_path, loss_type="bnpo", scale_rewards=scale_rewards, level="token", beta=0.0,
+                            rewards=(first, second))
+    batch = trl_batch(trainer)
+    rewards = torch.tensor(combine_rewards([first, second], REWARD_WEIGHTS), dtype=torch.float32)
+    torch.testing.assert_close(group_advantages(rewards, G, scale_rewards), batch["advantages"], atol=TOL, rtol=0)
+
+
+@pytest.mark.xfail(
+    strict=True, raises=AssertionError,
+    reason="Sequence-level clip_ratio metrics: r1lib counts clipped tokens over unmasked tokens (a clipped sequence "
+    "weighs by its length); TRL counts clipped sequences over all sequences, fully masked (truncated) ones included. "
+    "Loss and gradients agree; only the logged clip_ratio/low_mean and high_mean differ.",
+)
+def test_sequence_level_clip_ratio_metrics(world, tmp_path):
+    trainer, batch, cfg, _ = prepared(world, tmp_path, "grpo", "group", "sequence", BETA)
+    _, _, ours, _ = both_losses(trainer, batch, cfg)
+    metrics = {k: v[-1] for k, v in trainer._metrics["train"].items()}
+    assert ours.clip_ratio_low == pytest.approx(metrics["clip_ratio/low_mean"], abs=TOL)
+    assert ours.clip_ratio_high == pytest.approx(metrics["clip_ratio/high_mean"], abs=TOL)

@@ -2,6 +2,19 @@
 
 from .base import Example, Task, example_columns, verify
 from .chain import ChainTask
+from .countdown import CountdownTask
 from .gsm8k import GSM8KTask, load_gsm8k
+from .math500 import MathTask, load_math500
 
-__all__ = ["ChainTask", "Example", "GSM8KTask", "Task", "example_columns", "load_gsm8k", "verify"]
+__all__ = [
+    "ChainTask",
+    "CountdownTask",
+    "Example",
+    "GSM8KTask",
+    "MathTask",
+    "Task",
+    "example_columns",
+    "load_gsm8k",
+    "load_math500",
+    "verify",
+]

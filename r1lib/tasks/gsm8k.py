@@ -48,6 +48,25 @@ def parse_number(text: str) -> float | None:
         return None
 
 
+def parse_final_number(text: str) -> float | None:
+    """The answer number of ``text``: the first number after the last ``####`` marker when there is
+    one (GSM8K style, ``#### 72 apples``), else the last number of a short text (:func:`parse_number`).
+
+    Only the marker's own line is read, so a long worked solution ending in ``#### 72`` still counts.
+    """
+    marker = text.rfind("####")
+    if marker < 0:
+        return parse_number(text)
+    line = text[marker + len("####") :].lstrip().split("\n", 1)[0]
+    match = _NUMBER.search(line[:MAX_ANSWER_CHARS])
+    if match is None:
+        return None
+    try:
+        return float(match.group().replace(",", ""))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class GSM8KTask:
     """GSM8K with the R1-Zero system prompt and numeric answer checking."""
@@ -59,7 +78,8 @@ class GSM8KTask:
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": example.question}]
 
     def check_answer(self, answer: str, example: Example) -> bool:
-        predicted, gold = parse_number(answer), parse_number(example.answer)
+        """Numeric equality; a ``#### n`` line in the answer (or the reference) gives the number."""
+        predicted, gold = parse_final_number(answer), parse_final_number(example.answer)
         return predicted is not None and gold is not None and abs(predicted - gold) < 1e-6 * max(1.0, abs(gold))
 
 

@@ -62,8 +62,12 @@ def time_limit(seconds: float) -> Iterator[bool]:
         yield False
         return
 
+    armed = True
+
     def on_alarm(signum: int, frame: Any) -> None:
-        raise _CheckTimeout
+        # A late alarm, delivered while the timer is being torn down, must not interrupt the cleanup.
+        if armed:
+            raise _CheckTimeout
 
     previous_handler = signal.signal(signal.SIGALRM, on_alarm)
     start = time.monotonic()
@@ -71,6 +75,7 @@ def time_limit(seconds: float) -> Iterator[bool]:
     try:
         yield True
     finally:
+        armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)
         if outer_delay > 0:
@@ -175,10 +180,7 @@ def _normalise(text: str) -> str:
     return "".join(text.split())
 
 
-_quiet_once = functools.lru_cache(maxsize=None)
-
-
-@_quiet_once
+@functools.lru_cache(maxsize=None)
 def _math_verify() -> tuple[Any, Any]:
     """Import math-verify, and silence its warning that timeouts are off: :func:`time_limit` does them."""
     from math_verify import parse, verify

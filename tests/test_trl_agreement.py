@@ -105,7 +105,8 @@ def make_reward(scores, name, completions):
 def world(tiny_tokenizer, tmp_path_factory):
     """The tiny model saved to disk (TRL loads policy and reference from there) and the batch."""
     path = tmp_path_factory.mktemp("tiny-model")
-    model = build_tiny_model(tiny_tokenizer, TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), seed=0)
+    shape = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    model = build_tiny_model(tiny_tokenizer, shape, seed=0)
     model.save_pretrained(path)
     tiny_tokenizer.save_pretrained(path)
     completions = completion_lists(tiny_tokenizer.eos_token_id)
@@ -141,7 +142,7 @@ def build_trainer(world, tmp_path, *, loss_type, scale_rewards, level, beta, bia
     dataset = datasets.Dataset.from_dict({"prompt": [f"p{i}" for i in range(len(PROMPTS))]})
     trainer = trl.GRPOTrainer(
         model=world["path"],
-        reward_funcs=[make_reward(scores, name, world["completions"]) for scores, name in zip(rewards, ("first", "second"))],
+        reward_funcs=[make_reward(scores, name, world["completions"]) for scores, name in zip(rewards, ["r1", "r2"])],
         args=args,
         train_dataset=dataset,
         processing_class=world["tokenizer"],

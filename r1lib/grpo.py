@@ -63,6 +63,7 @@ class GRPOConfig:
     bf16: bool = False  # autocast on CUDA; ignored on the CPU
     fp16: bool = False  # autocast with loss scaling on CUDA; ignored on the CPU
     beta: float = 0.0
+    use_bias_correction_kl: bool = False  # multiply the per-token KL by the importance ratio (TRL's default: True)
     epsilon: float = 0.2
     epsilon_high: float | None = None
     num_iterations: int = 1
@@ -140,21 +141,29 @@ def group_advantages(rewards: torch.Tensor, num_generations: int, scale_rewards:
 
     ``A_i = r_i - mean(group)``, divided by the group's (``"group"``) or the batch's (``"batch"``)
     standard deviation plus 1e-4, or not at all (``"none"``, as Dr. GRPO recommends).
-    A group whose rewards are all equal gets zero advantage, hence zero gradient.
+    A group whose rewards are all equal gets zero advantage, hence zero gradient. A ``NaN``
+    reward marks an unscorable completion (every reward function returned None): it is left out
+    of the statistics and gets advantage 0, as in TRL.
     """
     if rewards.numel() % num_generations:
         raise ValueError(f"{rewards.numel()} rewards is not a multiple of num_generations={num_generations}")
-    grouped = rewards.view(-1, num_generations)
-    advantages = (grouped - grouped.mean(dim=1, keepdim=True)).view(-1)
-    if scale_rewards == "group":
-        std = grouped.std(dim=1).repeat_interleave(num_generations)
-    elif scale_rewards == "batch":
-        std = rewards.std().expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
-    elif scale_rewards == "none":
-        return advantages
-    else:
+    if scale_rewards not in SCALE_REWARDS:
         raise ValueError(f"scale_rewards must be one of {SCALE_REWARDS}")
-    return advantages / (std.nan_to_num(0.0) + 1e-4)
+    grouped = rewards.view(-1, num_generations)
+    advantages = (grouped - grouped.nanmean(dim=1, keepdim=True)).view(-1)
+    if scale_rewards == "group":
+        advantages = advantages / (_nanstd(grouped, dim=1).repeat_interleave(num_generations) + 1e-4)
+    elif scale_rewards == "batch":
+        advantages = advantages / (_nanstd(rewards.view(1, -1), dim=1) + 1e-4)
+    return advantages.nan_to_num(0.0)
+
+
+def _nanstd(values: torch.Tensor, dim: int) -> torch.Tensor:
+    """Unbiased standard deviation ignoring NaNs; 0 where fewer than two values are present."""
+    count = (~values.isnan()).sum(dim=dim)
+    mean = values.nanmean(dim=dim, keepdim=True)
+    variance = ((values - mean) ** 2).nansum(dim=dim) / (count - 1).clamp(min=1)
+    return variance.sqrt()
 
 
 def per_token_kl(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
@@ -202,6 +211,8 @@ def grpo_loss(
         if ref_logps is None:
             raise ValueError("beta > 0 needs reference log-probs")
         kl = per_token_kl(logps, ref_logps)
+        if config.use_bias_correction_kl:  # the KL is estimated on samples from the old policy
+            kl = kl * ratio
         per_token = per_token + config.beta * kl
         kl_value = float((kl.detach() * mask).sum() / mask.sum().clamp(min=1.0))
     loss = _normalise(per_token, mask, config, num_items_in_batch)
@@ -453,6 +464,8 @@ class GRPOTrainer:
         columns = {k: [v for v in values for _ in range(g)] for k, values in example_columns(examples).items()}
         per_function = [list(f(prompts, out.texts, **columns)) for f in self.reward_funcs]
         total = torch.tensor(combine_rewards(per_function, self.config.reward_weights), dtype=torch.float32)
+        unscorable = [all(s is None or not math.isfinite(s) for s in row) for row in zip(*per_function)]
+        total[torch.tensor(unscorable, dtype=torch.bool)] = float("nan")  # see group_advantages
         names = [getattr(f, "__name__", f"reward_{i}") for i, f in enumerate(self.reward_funcs)]
         return total.to(self.device), dict(zip(names, per_function))
 
@@ -485,9 +498,9 @@ class GRPOTrainer:
         out = self._sample(examples)
         rewards, columns = self._score(examples, out)
         metrics = self._reward_means(columns)
-        std = rewards.view(-1, g).std(dim=1)
+        std = _nanstd(rewards.view(-1, g), dim=1)
         metrics["frac_reward_zero_std"] = float((std < 1e-6).float().mean())
-        metrics["reward"] = float(rewards.mean())
+        metrics["reward"] = float(rewards.nanmean().nan_to_num(0.0))
         metrics["reward_std"] = float(std.mean())
         if cfg.dynamic_sampling:
             examples, out, rewards, columns, extra = self._refill(examples, out, rewards, columns)
@@ -504,7 +517,7 @@ class GRPOTrainer:
         g, wanted = cfg.num_generations, cfg.prompts_per_step
 
         def with_spread(rewards: torch.Tensor) -> list[int]:
-            return [i for i, s in enumerate(rewards.view(-1, g).std(dim=1).tolist()) if s > 1e-6]
+            return [i for i, s in enumerate(_nanstd(rewards.view(-1, g), dim=1).tolist()) if s > 1e-6]
 
         def rows(groups: list[int]) -> list[int]:
             return [r for i in groups for r in range(i * g, (i + 1) * g)]
@@ -629,7 +642,7 @@ class GRPOTrainer:
             example = batch.examples[i // self.config.num_generations]
             self._append_jsonl(self.completions_path, {
                 "step": self.state.step, "question": example.question, "answer": example.answer,
-                "completion": batch.rollout.texts[i], "reward": float(batch.rewards[i]),
+                "completion": batch.rollout.texts[i], "reward": float(batch.rewards[i].nan_to_num(0.0)),
                 "advantage": float(batch.advantages[i]),
                 "rewards": {name: scores[i] for name, scores in batch.reward_columns.items()},
             })

@@ -12,8 +12,8 @@ batch, with old log-probs that differ from the current ones, then goes through T
 TRL quirks this file has to work around (see the comments where they are handled):
 
 * TRL's ``use_bias_correction_kl`` defaults to True: the KL term is multiplied by the importance
-  ratio. r1lib has no such knob (it never multiplies), so the main comparison sets it to False and
-  ``test_trl_default_bias_corrected_kl`` (strict xfail) pins down the difference.
+  ratio. r1lib has the same option, default False; the main comparison sets both to False and
+  ``test_trl_default_bias_corrected_kl`` compares both set to True.
 * With ``beta > 0`` TRL loads the reference model from ``model.config._name_or_path``; a model
   built from a config in memory has none, so the tiny model is saved to a temporary directory and
   TRL is given that path.
@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import logging
 import os
+
+from dataclasses import replace
 
 import pytest
 import torch
@@ -350,20 +352,15 @@ def test_a_different_setting_does_not_match(world, tmp_path, trl_settings, r1lib
 def test_trl_defaults_that_this_file_overrides(tmp_path):
     """The settings above differ from TRL's defaults in two places; a TRL upgrade that changes them shows here."""
     args = trl.GRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none")
-    assert args.use_bias_correction_kl is True  # r1lib's loss is TRL's with this False (see the xfail below)
+    assert args.use_bias_correction_kl is True  # r1lib defaults to False; both values are compared above
     assert args.bf16 is True  # bf16 autocast, even on CPU
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="TRL defaults to use_bias_correction_kl=True (KL term times the importance ratio); r1lib has no such "
-    "option and never multiplies. Off-policy the loss differs (bnpo here: TRL -0.03457, r1lib -0.03671); on-policy "
-    "the ratio is 1 in value but not in gradient (d ratio = ratio * d logp), so the loss agrees and the gradient "
-    "differs (by up to 4e-3 where the largest component is 0.3 here).",
-)
 @pytest.mark.parametrize("policy", ["off-policy", "on-policy"])
 def test_trl_default_bias_corrected_kl(world, tmp_path, policy):
+    """TRL's default multiplies the per-token KL by the importance ratio; r1lib does with the same option."""
     trainer, batch, cfg, _ = prepared(world, tmp_path, "bnpo", "group", "token", BETA, bias_correction=True)
+    cfg = replace(cfg, use_bias_correction_kl=True)
     if policy == "on-policy":
         del batch["old_per_token_logps"]  # num_iterations=1: both sides use the current log-probs, detached
     trl_loss, trl_grads, ours, ours_grads = both_losses(trainer, batch, cfg)
@@ -371,12 +368,6 @@ def test_trl_default_bias_corrected_kl(world, tmp_path, policy):
     torch.testing.assert_close(ours_grads, trl_grads, atol=TOL, rtol=1e-4)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=AssertionError,
-    reason="A completion that every reward function scores None: r1lib's combine_rewards gives it 0.0, which then "
-    "counts in its group's mean and std; TRL gives it NaN, leaves it out of the group (and batch) statistics with "
-    "nanmean/nanstd, and sets its advantage to 0.",
-)
 @pytest.mark.parametrize("scale_rewards", SCALE_REWARDS)
 def test_unscorable_completion_advantages(world, tmp_path, scale_rewards):
     first, second = list(REWARDS_1), list(REWARDS_2)
@@ -385,7 +376,10 @@ def test_unscorable_completion_advantages(world, tmp_path, scale_rewards):
                             rewards=(first, second))
     batch = trl_batch(trainer)
     rewards = torch.tensor(combine_rewards([first, second], REWARD_WEIGHTS), dtype=torch.float32)
-    torch.testing.assert_close(group_advantages(rewards, G, scale_rewards), batch["advantages"], atol=TOL, rtol=0)
+    rewards[10] = float("nan")  # as GRPOTrainer._score marks a completion no reward function could score
+    ours = group_advantages(rewards, G, scale_rewards)
+    assert ours[10] == 0.0
+    torch.testing.assert_close(ours, batch["advantages"], atol=TOL, rtol=0)
 
 
 @pytest.mark.xfail(

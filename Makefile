@@ -13,7 +13,7 @@ help:
 	@echo "make course      execute notebooks 00.. on the CPU profile (R1LIB_PROFILE=$(PROFILE))"
 	@echo "make test        run the test suite"
 	@echo "make lab         open JupyterLab on notebooks/"
-	@echo "make tiny-base   rebuild data/tiny-base from its seed (about 25 min on 2 cores)"
+	@echo "make tiny-base   rebuild data/tiny-base from its seed (about 30 min on one core)"
 
 $(STAMP): pyproject.toml scripts/install_torch.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ notebooks: install
 	$(PY) scripts/build_notebooks.py
 
 tiny-base: install
-	$(PY) -m r1lib.tiny.pretrain --out data/tiny-base --seed 0
+	$(PY) -m r1lib.tiny.pretrain --out data/tiny-base --steps 4000 --seed 0 --threads 1
 
 benchmarks: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done

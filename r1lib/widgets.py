@@ -14,36 +14,51 @@ from .plots import plot_history
 
 
 class LiveCurves:
-    """A GRPO trainer callback that redraws the training curves in place every ``every`` steps.
+    """A live training dashboard (ipywidgets): a status line and curves that redraw as the run goes.
 
-    Use it as ``GRPOTrainer(..., callbacks=[LiveCurves()])``. Outside a notebook it does nothing.
+    Use it as ``GRPOTrainer(..., callbacks=[LiveCurves()])``. It redraws every ``every`` steps and
+    whenever an evaluation lands. Outside a notebook it only records the history.
     """
 
-    def __init__(self, keys: Sequence[str] = ("reward", "eval/pass@1", "completions/mean_length", "eval/reasoning_rate"), every: int = 10) -> None:
+    def __init__(
+        self,
+        keys: Sequence[str] = ("reward", "eval/pass@1", "completions/mean_length", "eval/reasoning_rate"),
+        every: int = 10,
+    ) -> None:
         self.keys, self.every = list(keys), every
         self.history: list[dict[str, Any]] = []
-        self._handle = None
-        self._figure = None
+        self._status = self._plot = self._figure = None
+
+    def _start(self) -> bool:
+        try:
+            import ipywidgets as widgets
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return False
+        if get_ipython() is None:
+            return False
+        self._status, self._plot = widgets.HTML(), widgets.Output()
+        self._figure = plt.figure(figsize=(4 * len(self.keys), 3.2))
+        plt.close(self._figure)  # shown only inside the dashboard
+        display(widgets.VBox([self._status, self._plot]))
+        return True
 
     def __call__(self, metrics: dict[str, Any]) -> None:
         self.history.append(metrics)
         if metrics["step"] % self.every and not any(k.startswith("eval/") for k in metrics):
             return
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:
+        if self._status is None and not self._start():
             return
-        if get_ipython() is None:
-            return
-        if self._figure is None:
-            self._figure = plt.figure(figsize=(4 * len(self.keys), 3.2))
-            plt.close(self._figure)  # drawn only through the display handle
+        latest = {k: v for k, v in metrics.items() if isinstance(v, float)}
+        shown = ", ".join(f"{k} = {latest[k]:.3f}" for k in self.keys if k in latest)
+        self._status.value = f"<b>step {metrics['step']}</b> &nbsp; {html.escape(shown)}"
         plot_history(self.history, self.keys, figure=self._figure)
-        if self._handle is None:
-            self._handle = display(self._figure, display_id=True)
-        else:
-            self._handle.update(self._figure)
+        with self._plot:
+            from IPython.display import clear_output, display
+
+            clear_output(wait=True)
+            display(self._figure)
 
 
 def load_completions(path: str | Path) -> list[dict[str, Any]]:

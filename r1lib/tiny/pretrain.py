@@ -1,11 +1,13 @@
 """Pretrain the tiny base model from scratch on the synthetic corpus.
 
-Rebuild the shipped base (about 25 minutes on 2 CPU cores)::
+Rebuild the shipped base (about 30 minutes on one CPU core)::
 
-    python -m r1lib.tiny.pretrain --out data/tiny-base --steps 5000 --seed 0
+    python -m r1lib.tiny.pretrain --out data/tiny-base --steps 4000 --seed 0 --threads 1
 
-The run is deterministic for a given seed, PyTorch version and thread count. It checkpoints every
-``--eval-every`` steps under ``<out>.work/`` and resumes from there when restarted.
+The run is deterministic for a given seed, PyTorch version and thread count (floating-point sums
+depend on how work is split across threads). It checkpoints every ``--eval-every`` steps under
+``<out>.work/`` and resumes from there when restarted, so a killed rebuild loses at most that many
+steps.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ..experiment import EVAL_SEED  # noqa: E402  (shared with the GRPO runs)
 class PretrainConfig:
     """Optimisation settings; the defaults are the measured recipe of DESIGN.md section 3."""
 
-    steps: int = 5000
+    steps: int = 4000
     batch_size: int = 64
     learning_rate: float = 1e-3
     warmup_steps: int = 200
@@ -159,7 +161,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=PretrainConfig.steps)
     parser.add_argument("--seed", type=int, default=PretrainConfig.seed)
     parser.add_argument("--eval-every", type=int, default=PretrainConfig.eval_every)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads; results depend on it")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     stats = pretrain(args.out, PretrainConfig(steps=args.steps, seed=args.seed, eval_every=args.eval_every))

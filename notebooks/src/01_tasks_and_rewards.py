@@ -86,7 +86,43 @@ print("naive reward of the hack:   ", naive_reward(None, [hack], answer=["9"]))
 print("accuracy reward of the hack:", accuracy_reward(None, [hack], answer=["9"]))
 
 # %% [markdown]
-# A random policy answering 10 digits at once gets the naive reward **every time**, so RL would learn to do exactly that. Notebook 04 trains against both rewards and plots the difference.
+# A random policy answering 10 digits at once gets the naive reward **every time**. Would RL find such a trick? Let us train two copies of the base model for the same number of GRPO steps: one on the naive reward, one on the exact accuracy reward. Both runs *log* the accuracy reward, but the naive run gives it weight 0 (`reward_weights=[1, 0]`): it is watched, not optimised.
+
+# %%
+from r1lib.experiment import build_experiment
+from r1lib.grpo import GRPOTrainer
+from r1lib.plots import series
+from r1lib.profiles import get_profile, with_overrides
+
+profile = get_profile()
+steps = {"smoke": 30, "cpu": 60, "gpu": 30}[profile.name]
+runs = {}
+for name, rewards, weights in [("naive reward", ["naive", "accuracy"], [1.0, 0.0]), ("accuracy reward", ["accuracy"], [1.0])]:
+    exp = build_experiment(profile, seed=0)
+    funcs = {"naive": naive_reward, "accuracy": make_accuracy_reward(exp.task)}
+    config = with_overrides(profile, max_steps=steps, eval_steps=steps, save_steps=steps, reward_weights=weights).grpo
+    trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [funcs[r] for r in rewards], exp.train_examples, config,
+                          f"../runs/01_hacking/{profile.name}/{name.split()[0]}", progress=True)
+    runs[name] = trainer.train()
+
+# %%
+import matplotlib.pyplot as plt
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+for ax, (name, history) in zip(axes, runs.items()):
+    for key, label in [("reward", "reward being optimised"), ("rewards/accuracy/mean", "true accuracy")]:
+        x, y = series(history, key)
+        smooth = [sum(y[max(0, i - 4): i + 1]) / len(y[max(0, i - 4): i + 1]) for i in range(len(y))]
+        ax.plot(x, smooth, label=label)
+    ax.set_title(f"trained on the {name}"); ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3); ax.legend()
+plt.tight_layout(); plt.show()
+naive_history, exact_history = runs["naive reward"], runs["accuracy reward"]
+final = lambda history, key: sum(m[key] for m in history[-10:]) / len(history[-10:])
+gap = final(naive_history, "reward") - final(naive_history, "rewards/accuracy/mean")
+print(f"naive run, last 10 steps: naive reward {final(naive_history, 'reward'):.2f}, true accuracy {final(naive_history, 'rewards/accuracy/mean'):.2f}")
+print(f"exact run, last 10 steps: true accuracy {final(exact_history, 'rewards/accuracy/mean'):.2f}")
+
+# %% [markdown]
+# **What it means.** The naive reward climbs towards 1 while the true accuracy of the same completions lags far behind it: the policy found that long reasoning traces are full of digits, so the reference digit "appears somewhere" whether or not the final answer is right. The reward was satisfied; the task was not. The exact accuracy reward leaves no such gap, because the only way to collect it is to be right. This is why R1 used rule-based rewards for reasoning and avoided neural reward models there: a learned reward is a proxy, and a strong enough policy finds the gap between the proxy and the goal.
 #
 # Rewards also receive hostile input. They must never execute it, never crash, and stay fast:
 
@@ -118,5 +154,8 @@ assert acc == [1.0, 1.0, 0.0, 1.0, 0.0]
 assert fmt == [1.0, 1.0, 1.0, 0.0, 0.0]
 assert naive_reward(None, [hack], answer=["9"]) == [1.0] and accuracy_reward(None, [hack], answer=["9"]) == [0.0]
 assert elapsed_ms < 1000
+if profile.is_tiny:
+    assert gap >= 0.15, f"the naive reward should overstate accuracy clearly, gap {gap:.2f}"
+    assert final(naive_history, "reward") > final(naive_history, "rewards/accuracy/mean")
 assert seven.solution_steps(e7)[-1] == e7.answer
 print("all checks passed")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -40,13 +41,27 @@ class ModelSpec:
             raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {self.dtype!r}")
 
 
+def load_tokenizer(name_or_path: str, local_files_only: bool = False):
+    """The tokenizer saved under ``name_or_path``, keeping the generic fast class when it was saved as one.
+
+    Next to a ``config.json`` of ``model_type: qwen2``, transformers 5's ``AutoTokenizer`` builds a
+    ``Qwen2Tokenizer`` whatever ``tokenizer_config.json`` says, and that class replaces the saved
+    pre-tokenizer: the tiny-world tokenizer would then silently drop every plain space.
+    """
+    config_file = Path(name_or_path) / "tokenizer_config.json"
+    saved_class = json.loads(config_file.read_text()).get("tokenizer_class") if config_file.exists() else None
+    if saved_class in ("TokenizersBackend", "PreTrainedTokenizerFast"):
+        return PreTrainedTokenizerFast.from_pretrained(name_or_path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
+
+
 def load_model_and_tokenizer(spec: ModelSpec):
     """The model (in eval mode, on ``spec.device``) and a left-padding tokenizer with a pad token.
 
     A hub name downloads on first use (Colab); a local directory never touches the network.
     """
     local = Path(spec.name_or_path).exists()
-    tokenizer = AutoTokenizer.from_pretrained(spec.name_or_path, local_files_only=local)
+    tokenizer = load_tokenizer(spec.name_or_path, local_files_only=local)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

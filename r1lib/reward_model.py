@@ -44,6 +44,7 @@ from transformers import (
 from .rewards import RewardFunc, completion_text, never_raises
 from .tasks.general import PreferencePair
 from .tiny.model import TinyModelConfig
+from .models import load_tokenizer
 
 
 def bradley_terry_loss(chosen_scores: torch.Tensor, rejected_scores: torch.Tensor) -> torch.Tensor:
@@ -203,21 +204,6 @@ class RewardModel:
         tokenizer = load_tokenizer(path)
         model.eval()
         return cls(model, tokenizer, **kwargs)
-
-
-def load_tokenizer(path: str | Path) -> Any:
-    """The tokenizer saved in ``path``, as the class it was saved as when that is the generic fast class.
-
-    Next to a ``config.json`` of ``model_type: qwen2``, transformers 5's ``AutoTokenizer`` builds a
-    ``Qwen2Tokenizer`` whatever ``tokenizer_config.json`` says, and that class replaces the saved
-    pre-tokenizer: the tiny-world tokenizer then silently drops every plain space ("thank Bo" is
-    read as "thankBo"). A tokenizer saved as the generic class is therefore loaded as that class.
-    """
-    config_file = Path(path) / "tokenizer_config.json"
-    saved_class = json.loads(config_file.read_text()).get("tokenizer_class") if config_file.exists() else None
-    if saved_class in ("TokenizersBackend", "PreTrainedTokenizerFast"):
-        return PreTrainedTokenizerFast.from_pretrained(str(path))
-    return AutoTokenizer.from_pretrained(str(path))
 
 
 def _safe_applies(applies: Callable[[Any], bool], prompt: Any) -> bool:

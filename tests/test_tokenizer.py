@@ -28,3 +28,16 @@ def test_save_and_reload_with_autotokenizer(tiny_tokenizer, tmp_path):
     text = "<|user|>1+2<|assistant|><answer>3</answer><|endoftext|>"
     assert loaded(text)["input_ids"] == tiny_tokenizer(text)["input_ids"]
     assert loaded.eos_token == "<|endoftext|>" and loaded.pad_token == "<|pad|>"
+
+
+def test_loading_next_to_a_qwen2_config_keeps_spaces(tiny_tokenizer, random_model, tmp_path):
+    """transformers 5's AutoTokenizer would build a Qwen2Tokenizer here and drop plain spaces."""
+    from r1lib.models import ModelSpec, load_model_and_tokenizer
+
+    random_model.save_pretrained(tmp_path)
+    tiny_tokenizer.save_pretrained(tmp_path)
+    _, loaded = load_model_and_tokenizer(ModelSpec(str(tmp_path)))
+    text = "Hello, world! <answer>7</answer>"
+    ids = loaded(text, add_special_tokens=False)["input_ids"]
+    assert ids == tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert loaded.decode(ids) == text and loaded.padding_side == "left"

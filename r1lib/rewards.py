@@ -112,7 +112,8 @@ def soft_format_reward(prompts: Sequence[Any], completions: Sequence[Any], **_: 
 @never_raises
 def tag_count_reward(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
     """0.25 for each of ``<think>``, ``</think>``, ``<answer>``, ``</answer>`` that appears exactly once."""
-    return [sum(0.25 for tag in TAGS if completion_text(c).count(tag) == 1) for c in completions]
+    texts = [completion_text(c) for c in completions]
+    return [0.25 * sum(1 for tag in TAGS if text.count(tag) == 1) for text in texts]
 
 
 # ----------------------------------------------------------------------------- language consistency
@@ -178,7 +179,13 @@ def _length(text: str, tokenizer: Any | None) -> int:
     """Characters, or tokens when a Hugging Face ``tokenizer`` is given."""
     if tokenizer is None:
         return len(text)
-    return len(tokenizer.encode(text, add_special_tokens=False))
+    return len(_token_ids(text, tokenizer))
+
+
+def _token_ids(text: str, tokenizer: Any) -> list[int]:
+    # verbose=False: a completion longer than the model's context is exactly what a length reward
+    # measures, so the tokenizer's warning about it is noise here.
+    return list(tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
 
 def _correctness(task: Task, completions: Sequence[Any], answer: Sequence[Any]) -> list[bool | None]:
@@ -216,7 +223,9 @@ def make_cosine_scaled_reward(
         raise ValueError("need min_value_wrong <= max_value_wrong and min_value_correct <= max_value_correct")
 
     @never_raises
-    def cosine_scaled(prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any) -> list[float | None]:
+    def cosine_scaled(
+        prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any
+    ) -> list[float | None]:
         scores: list[float | None] = []
         for completion, correct in zip(completions, _correctness(task, completions, answer)):
             if correct is None:
@@ -247,7 +256,9 @@ def make_kimi_length_reward(task: Task, tokenizer: Any | None = None, name: str 
     """
 
     @never_raises
-    def kimi_length(prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any) -> list[float | None]:
+    def kimi_length(
+        prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any
+    ) -> list[float | None]:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
         lengths = [_length(completion_text(c), tokenizer) for c in completions]
@@ -270,7 +281,10 @@ def make_kimi_length_reward(task: Task, tokenizer: Any | None = None, name: str 
 
 
 def make_soft_overlong_punishment(
-    max_completion_length: int, soft_cache_length: int, tokenizer: Any | None = None, name: str = "soft_overlong_punishment"
+    max_completion_length: int,
+    soft_cache_length: int,
+    tokenizer: Any | None = None,
+    name: str = "soft_overlong_punishment",
 ) -> RewardFunc:
     """DAPO's soft overlong punishment: 0 up to ``max - cache``, then linearly down to -1 at ``max``.
 
@@ -278,7 +292,9 @@ def make_soft_overlong_punishment(
     discouraged smoothly instead of by a cliff.
     """
     if not 0 < soft_cache_length <= max_completion_length:
-        raise ValueError(f"need 0 < soft_cache_length <= max_completion_length, got {soft_cache_length}, {max_completion_length}")
+        raise ValueError(
+            f"need 0 < soft_cache_length <= max_completion_length, got {soft_cache_length}, {max_completion_length}"
+        )
     free = max_completion_length - soft_cache_length
 
     @never_raises
@@ -286,7 +302,12 @@ def make_soft_overlong_punishment(
         scores: list[float | None] = []
         for completion in completions:
             length = _length(completion_text(completion), tokenizer)
-            scores.append(0.0 if length <= free else -1.0 if length > max_completion_length else (free - length) / soft_cache_length)
+            if length <= free:
+                scores.append(0.0)
+            elif length <= max_completion_length:
+                scores.append((free - length) / soft_cache_length)
+            else:
+                scores.append(-1.0)
         return scores
 
     soft_overlong_punishment.__name__ = name
@@ -311,7 +332,7 @@ def make_repetition_penalty(
         scores: list[float | None] = []
         for completion in completions:
             text = completion_text(completion)
-            units = text.lower().split() if tokenizer is None else tokenizer.encode(text, add_special_tokens=False)
+            units = text.lower().split() if tokenizer is None else _token_ids(text, tokenizer)
             total = len(units) - ngram_size + 1
             if total <= 0:
                 scores.append(0.0)

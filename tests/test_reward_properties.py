@@ -46,8 +46,7 @@ def reward_functions(tokenizer):
         make_cosine_scaled_reward(MathTask(), max_len=200, name="cosine_math"),
         make_kimi_length_reward(CountdownTask()),
         make_kimi_length_reward(GSM8KTask(), tokenizer=tokenizer, name="kimi_tokens"),
-        make_soft_overlong_punishment(256, 64),
-        make_soft_overlong_punishment(256, 64, tokenizer=tokenizer, name="overlong_tokens"),
+        make_soft_overlong_punishment(256, 64),  # counts tokens through the same helper as kimi_tokens
         make_repetition_penalty(),
         make_repetition_penalty(ngram_size=2, tokenizer=tokenizer, name="repetition_tokens"),
     ]
@@ -124,6 +123,14 @@ def no_sentinel():
     assert not SENTINEL.exists(), "a reward executed model output"
 
 
+def test_the_sentinel_payload_would_be_caught():
+    """The payload is live code: if any reward ran it, the sentinel file would exist."""
+    SENTINEL.unlink(missing_ok=True)
+    exec(PAYLOAD)  # our own constant, never model output
+    assert SENTINEL.exists()
+    SENTINEL.unlink()
+
+
 def test_every_reward_survives_arbitrary_and_hostile_completions(no_sentinel, tiny_tokenizer):
     functions = reward_functions(tiny_tokenizer)
     seconds, calls = defaultdict(float), defaultdict(int)
@@ -173,6 +180,9 @@ def test_megabyte_completions(no_sentinel, tiny_tokenizer):
         "<answer>" + "1+" * (mb // 2) + "1</answer>",
     ]
     for reward, gold in reward_functions(tiny_tokenizer):
+        # The tiny tokenizer needs ~2 s per megabyte on its own: one such string is enough for the
+        # functions that count tokens.
+        batch = huge[:1] if reward.__name__.endswith("_tokens") else huge
         start = time.perf_counter()
-        check_scores(reward(["p"] * len(huge), huge, answer=[gold] * len(huge)), len(huge))
+        check_scores(reward(["p"] * len(batch), batch, answer=[gold] * len(batch)), len(batch))
         assert time.perf_counter() - start < 10, reward.__name__

@@ -179,7 +179,9 @@ def test_a_failing_check_voids_only_its_own_score():
 # ----------------------------------------------------------------------------- maths
 
 
-@pytest.mark.parametrize("predicted", ["\\boxed{\\frac{1}{2}}", "0.5", "1/2", "$\\frac{1}{2}$", "\\frac12", "\\dfrac{1}{2}"])
+@pytest.mark.parametrize(
+    "predicted", ["\\boxed{\\frac{1}{2}}", "0.5", "1/2", "$\\frac{1}{2}$", "\\frac12", "\\dfrac{1}{2}"]
+)
 def test_math_task_accepts_equivalent_forms(predicted):
     assert MathTask().check_answer(predicted, Example("q", "\\frac{1}{2}"))
 
@@ -201,7 +203,8 @@ def test_math_task_symbolic_answers():
     [
         ("9^{9^{9^{9}}}", True), ("9**9**9**9", True), ("9^9^9", True), ("(10^{99})^{9999}", True),
         ("2^{123456}", True), ("2^{9999 \\cdot 9999}", True), ("100000!", True), ("(2^{10})!", True),
-        ("\\binom{1000}{500}", True), ("1" * 101, True), ("3!!", True),
+        ("\\binom{1000}{500}", True), ("1" * 101, True), ("3!!", True), ("10^\\frac{10^{99}}{1}", True),
+        ("\\Gamma(10^{99})", True), ("2**3**4", True),
         ("2^{10}", False), ("x^2 + y^2", False), ("(x^2+1)", False), ("10!", False), ("1.5 \\times 10^{12}", False),
         ("\\frac{14}{3}", False), ("e^{i\\pi}", False), ("a != b", False),
     ],
@@ -305,4 +308,5 @@ def test_gsm8k_hash_marker():
     assert task.check_answer("72", Example("q", "48/2 = 24\n#### 72"))  # a full reference solution works too
     assert parse_final_number("#### 1,234.5") == 1234.5 and parse_final_number("so 3\n#### -4\nthanks") == -4.0
     accuracy = make_accuracy_reward(task)
-    assert accuracy(nones(2), ["<answer>#### 72</answer>", "<answer>#### 7</answer>"], answer=["72", "72"]) == [1.0, 0.0]
+    scores = accuracy(nones(2), ["<answer>#### 72</answer>", "<answer>#### 7</answer>"], answer=["72", "72"])
+    assert scores == [1.0, 0.0]

@@ -17,7 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .arithmetic import BinOp, ExpressionError, Node, Number, evaluate, format_expression, numbers_used, parse_expression
+from .arithmetic import (
+    BinOp,
+    ExpressionError,
+    Node,
+    Number,
+    evaluate,
+    format_expression,
+    numbers_used,
+    parse_expression,
+)
 from .base import Example, Messages
 
 COUNTDOWN_SYSTEM = (

@@ -6,7 +6,8 @@ number with more digits than there are atoms in the universe), so every check he
 
 * refused outright beyond ``MAX_ANSWER_CHARS`` characters;
 * screened by :func:`may_explode`, a linear scan for power towers, huge exponents and factorials of
-  big numbers; such answers are compared as normalised strings instead of being evaluated;
+  big numbers, and for brackets nested deeper than ``MAX_NESTING`` (which the LaTeX parser needs
+  seconds for); such answers are compared as normalised strings instead of being evaluated;
 * run under a wall-clock limit (:func:`time_limit`, a ``SIGALRM`` timer) when called from the main
   thread. Signals cannot be used from other threads, so there the check runs without a timer and
   relies on the two screens above;
@@ -18,6 +19,7 @@ number with more digits than there are atoms in the universe), so every check he
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import signal
 import threading
@@ -27,19 +29,23 @@ from contextlib import contextmanager
 from typing import Any
 
 MAX_ANSWER_CHARS = 2000
+MAX_NESTING = 16  # brackets inside brackets; real answers stay far below, parsers slow down far above
 MAX_DIGIT_RUN = 100  # digits in one literal
 MAX_EXPONENT_DIGITS = 4  # digits anywhere in one exponent: keeps every power below ~10^10^4
 MAX_FACTORIAL_DIGITS = 3  # 999! has 2565 digits; 10^6! would take minutes
 DEFAULT_TIMEOUT_S = 1.0
+_ALARM_REPEAT_S = 0.05
 
 _LATEX_DELIMITERS = ("$", "\\boxed", "\\(", "\\[")
 _OPENERS, _CLOSERS = "({[", ")}]"
 _COMBINATORIAL = ("binom", "choose", "gamma", "factorial", "fib")
 
 
-class _CheckTimeout(BaseException):
-    """Raised by the alarm handler. A BaseException, so that the ``except Exception`` blocks inside
-    math-verify and SymPy cannot swallow it and carry on past the deadline."""
+class CheckTimeout(BaseException):
+    """Raised inside :func:`time_limit` when its time is up.
+
+    A BaseException, so that the ``except Exception`` blocks inside math-verify and SymPy cannot
+    swallow it and carry on past the deadline."""
 
 
 def _alarm_usable() -> bool:
@@ -48,7 +54,7 @@ def _alarm_usable() -> bool:
 
 @contextmanager
 def time_limit(seconds: float) -> Iterator[bool]:
-    """Interrupt the body with an internal exception after ``seconds`` (main thread only).
+    """Interrupt the body by raising :class:`CheckTimeout` after ``seconds`` (main thread only).
 
     Yields whether a timer is armed. An ``ITIMER_REAL`` timer that was already pending (e.g. from
     pytest-timeout) is respected: if it fires first, no timer of ours is armed at all; otherwise it
@@ -67,17 +73,25 @@ def time_limit(seconds: float) -> Iterator[bool]:
     def on_alarm(signum: int, frame: Any) -> None:
         # A late alarm, delivered while the timer is being torn down, must not interrupt the cleanup.
         if armed:
-            raise _CheckTimeout
+            raise CheckTimeout
 
     previous_handler = signal.signal(signal.SIGALRM, on_alarm)
+    # No cyclic garbage collection while armed: an alarm that lands in a GC callback raises there,
+    # where Python discards the exception (the repeating alarm below is the second line of defence).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     start = time.monotonic()
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # The interval repeats the alarm until it is disarmed: an exception raised in a __del__ method
+    # is discarded by Python too, and then the next alarm must still stop the check.
+    signal.setitimer(signal.ITIMER_REAL, seconds, _ALARM_REPEAT_S)
     try:
         yield True
     finally:
         armed = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous_handler)
+        if gc_was_enabled:
+            gc.enable()
         if outer_delay > 0:
             signal.setitimer(signal.ITIMER_REAL, max(outer_delay - (time.monotonic() - start), 1e-3), outer_interval)
 
@@ -120,7 +134,7 @@ def may_explode(text: str) -> bool:
     if longest > MAX_DIGIT_RUN:
         return True
     lowered = text.lower()
-    if longest > MAX_FACTORIAL_DIGITS and any(word in lowered for word in _COMBINATORIAL):
+    if any(word in lowered for word in _COMBINATORIAL) and (longest > MAX_FACTORIAL_DIGITS or "^" in text):
         return True
     forward, backward = _matching_brackets(text)
     powers = _prefix_counts(text, lambda c: c in "^!")
@@ -132,9 +146,12 @@ def may_explode(text: str) -> bool:
             j += 1
         if j < n and text[j] in _OPENERS:
             return j, forward.get(j, n - 1) + 1  # an unclosed group runs to the end: be conservative
-        k = j + 1 if j < n and text[j] == "\\" else j
+        command = j < n and text[j] == "\\"
+        k = j + 1 if command else j
         while k < n and (text[k].isalnum() or text[k] == "."):
             k += 1
+        while command and k < n and text[k] == "{":  # a command's arguments: ^\frac{10^{99}}{1}
+            k = forward.get(k, n - 1) + 1
         return j, k
 
     def group_before(i: int) -> tuple[int, int] | None:
@@ -168,6 +185,18 @@ def may_explode(text: str) -> bool:
             if i - j > MAX_FACTORIAL_DIGITS or (j > 0 and text[j - 1] == "!"):
                 return True
     return False
+
+
+def nesting_depth(text: str) -> int:
+    """The deepest bracket nesting of ``text``, counting ``( [ {`` alike."""
+    depth = deepest = 0
+    for char in text:
+        if char in _OPENERS:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in _CLOSERS:
+            depth = max(depth - 1, 0)
+    return deepest
 
 
 def _normalise(text: str) -> str:
@@ -227,9 +256,9 @@ def math_answers_equal(predicted: str, gold: str, timeout_s: float = DEFAULT_TIM
     try:
         if not predicted.strip() or len(predicted) > MAX_ANSWER_CHARS:
             return False
-        if may_explode(predicted) or may_explode(gold):
+        if any(may_explode(t) or nesting_depth(t) > MAX_NESTING for t in (predicted, gold)):
             return _normalise(predicted) == _normalise(gold)
         with time_limit(timeout_s):
             return _equal_unbounded(predicted, gold)
-    except (_CheckTimeout, Exception):  # noqa: BLE001 - an unparseable answer is a wrong answer
+    except (CheckTimeout, Exception):  # noqa: BLE001 - an unparseable answer is a wrong answer
         return False

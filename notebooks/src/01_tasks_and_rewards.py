@@ -7,7 +7,7 @@
 #
 # 1. generate tasks and verify answers,
 # 2. run the **accuracy** and **format** rewards on hand-made completions you can check by eye,
-# 3. see why rules resist reward hacking, and write a naive reward that *can* be hacked.
+# 3. see why rules resist reward hacking, then train against a plausible-looking reward that *can* be hacked, and watch RL find the hole.
 
 # %%
 # Colab only: fetch the course and install r1lib. Anywhere else (make course, make lab) this does nothing.
@@ -74,19 +74,27 @@ for c, a, f, t in zip(completions, acc, fmt, total):
 # %% [markdown]
 # ## Why rules resist hacking — and a reward that does not
 #
-# The accuracy reward looks only at one thing: the content of the last answer block, compared exactly with the reference. There is nothing to game but being right. A *naive* reward that checks whether the right number appears **anywhere** in the completion looks reasonable, but a policy can collect it by listing every digit:
+# The accuracy reward looks at one thing only: the content of the last answer block, compared exactly with the reference. A completion with no answer gets nothing. There is nothing to game but being right.
+#
+# Now a reward that looks just as reasonable: it **punishes wrong answers**, `0` for a wrong answer and `1` otherwise. Its author thought of right and wrong answers, but not of a completion that gives *no* answer at all, for instance one that is cut off at the length limit before it finishes:
 
 # %%
-def naive_reward(prompts, completions, answer, **columns):
-    """Hackable on purpose: credit when the reference appears anywhere in the text."""
-    return [float(str(gold) in text) for text, gold in zip(completions, answer)]
+from r1lib.format import extract_answer
 
-hack = "<answer>0 1 2 3 4 5 6 7 8 9</answer>"
-print("naive reward of the hack:   ", naive_reward(None, [hack], answer=["9"]))
-print("accuracy reward of the hack:", accuracy_reward(None, [hack], answer=["9"]))
+def lenient_reward(prompts, completions, answer, **columns):
+    """Hackable on purpose: only a wrong answer is punished; no answer at all counts as "not wrong"."""
+    scores = []
+    for text, gold in zip(completions, answer):
+        given = extract_answer(text)
+        scores.append(0.0 if given is not None and given != str(gold) else 1.0)
+    return scores
+
+unfinished = "<think>3+5+9+2 so 8+9+2 so"
+print("lenient reward:", lenient_reward(None, [unfinished, "<answer>4</answer>"], answer=["9", "9"]))
+print("exact accuracy:", accuracy_reward(None, [unfinished, "<answer>4</answer>"], answer=["9", "9"]))
 
 # %% [markdown]
-# A random policy answering 10 digits at once gets the naive reward **every time**. Would RL find such a trick? Let us train two copies of the base model for the same number of GRPO steps: one on the naive reward, one on the exact accuracy reward. Both runs *log* the accuracy reward, but the naive run gives it weight 0 (`reward_weights=[1, 0]`): it is watched, not optimised.
+# Would RL find the hole? We train two copies of the base model for the same number of GRPO steps: one on the lenient reward, one on the exact accuracy reward. To make the hole reachable we cap completions at 24 tokens, too short to reason through a long chain, and keep truncated completions in the loss (`mask_truncated_completions=False`, a setting people do use). Both runs *log* the exact accuracy, but the lenient run gives it weight 0 (`reward_weights=[1, 0]`): it is watched, not optimised.
 
 # %%
 from r1lib.experiment import build_experiment
@@ -97,32 +105,39 @@ from r1lib.profiles import get_profile, with_overrides
 profile = get_profile()
 steps = {"smoke": 30, "cpu": 60, "gpu": 30}[profile.name]
 runs = {}
-for name, rewards, weights in [("naive reward", ["naive", "accuracy"], [1.0, 0.0]), ("accuracy reward", ["accuracy"], [1.0])]:
+for name, rewards, weights in [("lenient reward", ["lenient", "accuracy"], [1.0, 0.0]), ("accuracy reward", ["accuracy"], [1.0])]:
     exp = build_experiment(profile, seed=0)
-    funcs = {"naive": naive_reward, "accuracy": make_accuracy_reward(exp.task)}
-    config = with_overrides(profile, max_steps=steps, eval_steps=steps, save_steps=steps, reward_weights=weights).grpo
+    funcs = {"lenient": lenient_reward, "accuracy": make_accuracy_reward(exp.task)}
+    config = with_overrides(profile, max_steps=steps, eval_steps=steps, save_steps=steps, reward_weights=weights,
+                            max_completion_length=24, mask_truncated_completions=False).grpo
     trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [funcs[r] for r in rewards], exp.train_examples, config,
-                          f"../runs/01_hacking/{profile.name}/{name.split()[0]}", progress=True)
+                          f"../runs/01_hacking/{profile.name}/{name.split()[0]}")
     runs[name] = trainer.train()
 
 # %%
 import matplotlib.pyplot as plt
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for ax, (name, history) in zip(axes, runs.items()):
-    for key, label in [("reward", "reward being optimised"), ("rewards/accuracy/mean", "true accuracy")]:
+    for key, label in [("reward", "reward being optimised"), ("rewards/accuracy/mean", "true accuracy"),
+                       ("completions/clipped_ratio", "cut off at the limit")]:
         x, y = series(history, key)
         smooth = [sum(y[max(0, i - 4): i + 1]) / len(y[max(0, i - 4): i + 1]) for i in range(len(y))]
         ax.plot(x, smooth, label=label)
     ax.set_title(f"trained on the {name}"); ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3); ax.legend()
 plt.tight_layout(); plt.show()
-naive_history, exact_history = runs["naive reward"], runs["accuracy reward"]
-final = lambda history, key: sum(m[key] for m in history[-10:]) / len(history[-10:])
-gap = final(naive_history, "reward") - final(naive_history, "rewards/accuracy/mean")
-print(f"naive run, last 10 steps: naive reward {final(naive_history, 'reward'):.2f}, true accuracy {final(naive_history, 'rewards/accuracy/mean'):.2f}")
-print(f"exact run, last 10 steps: true accuracy {final(exact_history, 'rewards/accuracy/mean'):.2f}")
+lenient_history, exact_history = runs["lenient reward"], runs["accuracy reward"]
+
+def final(history, key):
+    """Mean of a metric over the last 10 steps (one batch of 8 prompts is noisy)."""
+    return sum(m[key] for m in history[-10:]) / len(history[-10:])
+
+gap = final(lenient_history, "reward") - final(lenient_history, "rewards/accuracy/mean")
+for name, history in runs.items():
+    print(f"{name:>16}, last 10 steps: reward {final(history, 'reward'):.2f}, true accuracy "
+          f"{final(history, 'rewards/accuracy/mean'):.2f}, cut off {final(history, 'completions/clipped_ratio'):.2f}")
 
 # %% [markdown]
-# **What it means.** The naive reward climbs towards 1 while the true accuracy of the same completions lags far behind it: the policy found that long reasoning traces are full of digits, so the reference digit "appears somewhere" whether or not the final answer is right. The reward was satisfied; the task was not. The exact accuracy reward leaves no such gap, because the only way to collect it is to be right. This is why R1 used rule-based rewards for reasoning and avoided neural reward models there: a learned reward is a proxy, and a strong enough policy finds the gap between the proxy and the goal.
+# **What it means.** The lenient reward climbs while the true accuracy of the same completions lags far behind it. The policy found the hole: on chains it cannot answer, it starts reasoning and simply never finishes, and an unfinished completion is "not wrong". The share of completions cut off at the limit grows to show it. The reward was satisfied; the task was not. The exact accuracy reward has no such gap, because the only way to collect it is to be right. This is why R1 used rule-based rewards for reasoning and avoided neural reward models there: a learned reward is a proxy, and a strong enough policy finds the gap between the proxy and the goal.
 #
 # Rewards also receive hostile input. They must never execute it, never crash, and stay fast:
 
@@ -137,7 +152,7 @@ print(f"{elapsed_ms:.1f} ms for all four")
 # %% [markdown]
 # ## Exercises
 # 1. Write a reward that gives 0.5 for a well-formed answer that is wrong and 1.0 for a right one. What would RL do with it?
-# 2. Make the naive reward harder to hack without looking at the answer tag. Can you?
+# 2. Fix `lenient_reward` with one line. Then re-run the two trainings: does the gap close?
 # 3. Add a `ChainTask(modulus=7)` and check that `solution_steps` still ends on the answer.
 
 # %% [solution]
@@ -152,10 +167,10 @@ print(seven.solution_steps(e7), e7.answer)
 # %%
 assert acc == [1.0, 1.0, 0.0, 1.0, 0.0]
 assert fmt == [1.0, 1.0, 1.0, 0.0, 0.0]
-assert naive_reward(None, [hack], answer=["9"]) == [1.0] and accuracy_reward(None, [hack], answer=["9"]) == [0.0]
+assert lenient_reward(None, [unfinished], answer=["9"]) == [1.0] and accuracy_reward(None, [unfinished], answer=["9"]) == [0.0]
 assert elapsed_ms < 1000
 if profile.is_tiny:
-    assert gap >= 0.15, f"the naive reward should overstate accuracy clearly, gap {gap:.2f}"
-    assert final(naive_history, "reward") > final(naive_history, "rewards/accuracy/mean")
+    assert gap >= 0.15, f"the lenient reward should overstate accuracy clearly, gap {gap:.2f}"
+    assert final(lenient_history, "completions/clipped_ratio") >= 0.2
 assert seven.solution_steps(e7)[-1] == e7.answer
 print("all checks passed")

@@ -105,12 +105,11 @@ curve = [(0, base_curve)] + per_checkpoint
 steps = [s for s, _ in curve]
 reflection = [r.reflection_rate for _, r in curve]
 lengths = [r.mean_length for _, r in curve]
-fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
 axes[0].plot(steps, [r.pass_at_1 for _, r in curve], marker="o"); axes[0].set_title("pass@1")
 axes[1].plot(steps, lengths, marker="o"); axes[1].set_title("mean completion length (tokens)")
-axes[2].plot(steps, reflection, marker="o", label="any reflection word")
-axes[2].plot(steps, [r.reasoning_rate for _, r in curve], marker="s", label="reasoning rate")
-axes[2].set_title("reflection and reasoning"); axes[2].legend(fontsize=8)
+axes[2].plot(steps, [r.reasoning_rate for _, r in curve], marker="o"); axes[2].set_title("reasoning rate")
+axes[3].plot(steps, reflection, marker="o", color="tab:red"); axes[3].set_title("completions with a reflection word")
 for ax in axes: ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3)
 plt.tight_layout(); plt.show()
 

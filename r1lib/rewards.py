@@ -36,11 +36,14 @@ def never_raises(func: RewardFunc) -> RewardFunc:
         try:
             return func(prompts, completions, **columns)
         except Exception:  # noqa: BLE001 - a reward must never take training down
+            # Retry one completion at a time, so that one bad row costs only its own score.
+            prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else []
             scores: list[float | None] = []
             for i, completion in enumerate(completions):
                 row = {k: [v[i]] for k, v in columns.items() if isinstance(v, (list, tuple)) and len(v) == len(completions)}
+                prompt = prompt_list[i] if i < len(prompt_list) else None
                 try:
-                    scores.extend(func([prompts[i] if i < len(prompts) else None], [completion], **row))
+                    scores.extend(func([prompt], [completion], **row))
                 except Exception:  # noqa: BLE001
                     scores.append(None)
             return scores

@@ -59,3 +59,15 @@ def test_combine_rewards_weights_and_none():
     assert combine_rewards([[None, math.nan]]) == [0.0, 0.0]
     with pytest.raises(ValueError, match="weights"):
         combine_rewards([[1.0]], weights=[1.0, 2.0])
+
+
+def test_a_failing_reward_without_prompts_still_returns_one_score_per_completion():
+    from r1lib.rewards import never_raises
+
+    @never_raises
+    def picky(prompts, completions, **columns):
+        if any("bad" in c for c in completions):
+            raise RuntimeError("cannot score")
+        return [1.0] * len(completions)
+
+    assert picky(None, ["good", "bad", "fine"]) == [1.0, None, 1.0]

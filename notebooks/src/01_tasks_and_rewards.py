@@ -72,6 +72,52 @@ for c, a, f, t in zip(completions, acc, fmt, total):
     print(f"accuracy={a:.0f} format={f:.0f} total={t:.0f}  {c}")
 
 # %% [markdown]
+# ## More rule-based rewards
+#
+# R1 and its successors added a few more rules. Each is a plain function with the same signature, so they combine freely (`combine_rewards` takes weights, and so does `GRPOConfig.reward_weights`).
+#
+# * **Language consistency** (R1, stage 2): the share of the reasoning's words that are in the target language. R1-Zero mixed languages in its chains of thought; this reward trades a little accuracy for readable reasoning. The tiny world has a second "language" for its connector words (`luego`, `espera` instead of `so`, `wait`), so there is something to fix.
+# * **Soft format** and **tag count**: partial credit for almost-right formats, useful early in training.
+
+# %%
+from r1lib.rewards import soft_format_reward, tag_count_reward, tiny_language_consistency_reward
+
+traces = {
+    "English": "<think>3+5+9 so 8+9 so 7</think><answer>7</answer>",
+    "Spanish": "<think>3+5+9 luego 8+9 luego 7</think><answer>7</answer>",
+    "mixed": "<think>3+5+9 so 8+9 luego 7</think><answer>7</answer>",
+    "no words": "<answer>7</answer>",
+}
+language = tiny_language_consistency_reward(None, list(traces.values()))
+for (name, trace), score in zip(traces.items(), language):
+    print(f"{name:>9}: language consistency {score}  soft format {soft_format_reward(None, [trace])[0]}  tags {tag_count_reward(None, [trace])[0]}")
+
+# %% [markdown]
+# * **Length-aware rewards.** Long chains of thought are good when they help and wasteful when they do not. The *cosine-scaled* reward (from "Demystifying Long Chain-of-Thought Reasoning") pays a right answer more when it is short, and penalises a wrong answer less when it is long (the model was at least trying). DAPO's *soft overlong punishment* only starts penalising near the length limit. A plot says it faster than words:
+
+# %%
+import matplotlib.pyplot as plt
+from r1lib.rewards import make_cosine_scaled_reward, make_repetition_penalty, make_soft_overlong_punishment
+
+cosine = make_cosine_scaled_reward(chain, max_len=200)
+overlong = make_soft_overlong_punishment(max_completion_length=200, soft_cache_length=50)
+lengths = list(range(20, 201, 10))
+def padded(answer, n):
+    body = "<answer>" + answer + "</answer>"
+    return "<think>" + "x" * max(0, n - len(body) - 15) + "</think>" + body
+right = cosine(None, [padded("9", n) for n in lengths], answer=["9"] * len(lengths))
+wrong = cosine(None, [padded("4", n) for n in lengths], answer=["9"] * len(lengths))
+penalty = overlong(None, ["y" * n for n in lengths])
+fig, axes = plt.subplots(1, 2, figsize=(9, 3))
+axes[0].plot(lengths, right, label="right answer"); axes[0].plot(lengths, wrong, label="wrong answer")
+axes[0].set_title("cosine-scaled correctness"); axes[0].set_xlabel("completion length (characters)"); axes[0].legend()
+axes[1].plot(lengths, penalty, color="tab:red"); axes[1].set_title("soft overlong punishment (limit 200)")
+axes[1].set_xlabel("completion length (characters)")
+plt.tight_layout(); plt.show()
+repetition = make_repetition_penalty(ngram_size=3)
+print("repetition penalty:", repetition(None, ["one two three four five six", "so so so so so so so so"]))
+
+# %% [markdown]
 # ## Why rules resist hacking — and a reward that does not
 #
 # The accuracy reward looks at one thing only: the content of the last answer block, compared exactly with the reference. A completion with no answer gets nothing. There is nothing to game but being right.
@@ -166,6 +212,8 @@ print(seven.solution_steps(e7), e7.answer)
 
 # %%
 assert acc == [1.0, 1.0, 0.0, 1.0, 0.0]
+assert language[0] == 1.0 and language[1] == 0.0 and language[2] == 0.5 and language[3] is None
+assert right[0] > right[-1] > 0 > wrong[-1] > wrong[0] and penalty[0] == 0.0 > penalty[-1]
 assert fmt == [1.0, 1.0, 1.0, 0.0, 0.0]
 assert lenient_reward(None, [unfinished], answer=["9"]) == [1.0] and accuracy_reward(None, [unfinished], answer=["9"]) == [0.0]
 assert elapsed_ms < 1000

@@ -8,11 +8,13 @@ EOS. ``model.generate`` is the reference this loop is tested against (same token
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache
 
+from . import decoder
 from .tasks.base import Messages
 
 
@@ -38,6 +40,32 @@ def _cache_keyword(model) -> str:
     """``cache`` in transformers >= 5.2x, ``past_key_values`` before (what Colab may still have)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+@dataclass
+class _Stepper:
+    """``forward(new_ids, positions, new_mask) -> last logits`` extends one KV cache; ``keep(rows)``,
+    when available, drops the other rows of the batch."""
+
+    forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    keep: Callable[[torch.Tensor], None] | None = None
+
+
+def _make_stepper(model, batch: int, max_length: int, fast: bool) -> _Stepper:
+    if fast and decoder.supports(model):
+        incremental = decoder.IncrementalDecoder(model, batch, max_length)
+        return _Stepper(incremental.forward, incremental.keep)
+    cache = DynamicCache()
+    cache_kw = _cache_keyword(model)
+    attention: list[torch.Tensor] = []
+
+    def forward(new_ids: torch.Tensor, positions: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
+        attention.append(new_mask)
+        out = model(input_ids=new_ids, attention_mask=torch.cat(attention, dim=1), position_ids=positions,
+                    use_cache=True, logits_to_keep=1, **{cache_kw: cache})
+        return out.logits[:, -1, :]
+
+    return _Stepper(forward)
 
 
 def render_prompts(tokenizer, conversations: list[Messages], prefill: str = "") -> list[str]:
@@ -72,10 +100,13 @@ def rollout(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     stop_token_ids: list[int] | None = None,
+    fast: bool = True,
 ) -> Rollout:
     """Sample ``num_generations`` completions for each rendered prompt string.
 
     ``temperature=0`` is greedy decoding. ``stop_token_ids`` defaults to the tokenizer's EOS.
+    With ``fast`` (the default), Qwen2/Llama models are run by :class:`r1lib.decoder.IncrementalDecoder`;
+    other models, and ``fast=False``, use the model's own forward with a ``DynamicCache``.
     """
     if not prompts:
         raise ValueError("rollout needs at least one prompt")
@@ -94,32 +125,31 @@ def rollout(
 
     was_training = model.training
     model.eval()
-    cache = DynamicCache()
-    cache_kw = _cache_keyword(model)
-    attention = prompt_mask.clone()
-    positions = (attention.cumsum(dim=1) - 1).clamp(min=0)
-    logits = model(
-        input_ids=prompt_ids, attention_mask=attention, position_ids=positions, use_cache=True, **{cache_kw: cache}
-    ).logits[:, -1, :]
+    stepper = _make_stepper(model, batch, prompt_ids.shape[1] + max_new_tokens, fast)
+    positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
+    logits = stepper.forward(prompt_ids, positions, prompt_mask)
     next_position = positions[:, -1:] + 1
 
     tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
     lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)
+    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    rows = torch.arange(batch, device=device)  # which rows of the batch the stepper still computes
     for t in range(max_new_tokens):
         token = _sample_next(logits, temperature, top_p, generator)
-        token = torch.where(finished, torch.full_like(token, pad_id), token)
-        tokens[:, t] = token
-        hit_stop = torch.isin(token, stops) & ~finished
-        lengths = torch.where(hit_stop, torch.full_like(lengths, t + 1), lengths)
-        finished |= hit_stop
+        done = finished[rows]
+        token = torch.where(done, torch.full_like(token, pad_id), token)
+        tokens[rows, t] = token
+        hit_stop = torch.isin(token, stops) & ~done
+        lengths[rows[hit_stop]] = t + 1
+        finished[rows[hit_stop]] = True
         if bool(finished.all()) or t == max_new_tokens - 1:
             break
-        attention = torch.cat([attention, torch.ones_like(token)[:, None]], dim=1)
-        logits = model(
-            input_ids=token[:, None], attention_mask=attention, position_ids=next_position,
-            use_cache=True, **{cache_kw: cache},
-        ).logits[:, -1, :]
+        live = ~finished[rows]
+        if stepper.keep is not None and int(live.sum()) <= 0.75 * len(rows):
+            # Stop computing rows that have ended: their share of every later step would be wasted.
+            stepper.keep(live.nonzero().squeeze(1))
+            rows, token, next_position = rows[live], token[live], next_position[live]
+        logits = stepper.forward(token[:, None], next_position, torch.ones_like(token)[:, None])
         next_position = next_position + 1
     model.train(was_training)
 

@@ -3,7 +3,7 @@
 # onto a machine that has no GPU. Keeps whatever torch is already there (e.g. Colab's).
 set -euo pipefail
 PY=${1:-python3}
-SPEC='torch>=2.4,<3'
+SPEC='torch>=2.5,<3'
 if "$PY" -c "import torch" 2>/dev/null; then
   echo "torch $("$PY" -c 'import torch; print(torch.__version__)') already installed"
   exit 0

@@ -13,9 +13,10 @@ def shift_logit(model, token_id: int, amount: float) -> None:
     model.lm_head.register_forward_hook(hook)
 
 
-def test_greedy_rollout_matches_generate_on_prompts_of_different_lengths(random_model, tiny_tokenizer):
+@pytest.mark.parametrize("fast", [True, False], ids=["incremental-decoder", "model-forward"])
+def test_greedy_rollout_matches_generate_on_prompts_of_different_lengths(random_model, tiny_tokenizer, fast):
     prompts = render_prompts(tiny_tokenizer, [[{"role": "user", "content": q}] for q in ["1+2", "3+4+5+6+7+8", "9"]])
-    out = rollout(random_model, tiny_tokenizer, prompts, num_generations=2, max_new_tokens=12, temperature=0.0)
+    out = rollout(random_model, tiny_tokenizer, prompts, num_generations=2, max_new_tokens=12, temperature=0.0, fast=fast)
     assert out.completion_ids.shape == (6, 12)
     for i, prompt in enumerate(prompts):
         ids = tiny_tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
@@ -53,3 +54,33 @@ def test_rollout_rejects_bad_arguments(random_model, tiny_tokenizer):
         rollout(random_model, tiny_tokenizer, [])
     with pytest.raises(ValueError, match="top_p"):
         rollout(random_model, tiny_tokenizer, ["x"], top_p=0.0)
+
+
+def test_incremental_decoder_reproduces_the_model_logits(random_model, tiny_tokenizer):
+    """Prefill of a left-padded batch and each decode step give the model's own logits."""
+    from r1lib.decoder import IncrementalDecoder, supports
+
+    assert supports(random_model)
+    encoded = tiny_tokenizer(["<|user|>1+2+3<|assistant|>", "<|user|>9<|assistant|>"], return_tensors="pt",
+                             padding=True, padding_side="left", add_special_tokens=False)
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    decoder = IncrementalDecoder(random_model, 2, ids.shape[1] + 3)
+    mine = decoder.forward(ids, positions, mask)
+    reference = random_model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1]
+    torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)
+    extra = torch.tensor([[20], [21]])
+    full_ids, full_mask = torch.cat([ids, extra], 1), torch.cat([mask, torch.ones(2, 1, dtype=mask.dtype)], 1)
+    mine = decoder.forward(extra, positions[:, -1:] + 1, torch.ones(2, 1, dtype=mask.dtype))
+    full_positions = (full_mask.cumsum(1) - 1).clamp(min=0)
+    reference = random_model(input_ids=full_ids, attention_mask=full_mask, position_ids=full_positions).logits[:, -1]
+    torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)
+
+
+def test_decoder_refuses_models_it_cannot_reproduce(random_model):
+    from r1lib.decoder import IncrementalDecoder, supports
+
+    random_model.lm_head.register_forward_hook(lambda m, i, o: o)
+    assert not supports(random_model)
+    with pytest.raises(ValueError, match="Qwen2/Llama"):
+        IncrementalDecoder(random_model, 1, 4)

@@ -1,6 +1,6 @@
 """Rollout throughput: r1lib's KV-cached sampler vs Hugging Face ``model.generate``.
 
-    python benchmarks/rollout_vs_generate.py [--model data/tiny-base] [--repeats 5]
+    python benchmarks/rollout_vs_generate.py [--model data/tiny-base] [--repeats 10]
 
 Both produce 8 completions for each of 8 tiny-world prompts, up to 40 new tokens, on the same model
 in the same process. The headline ratio uses greedy decoding, so both sides generate exactly the
@@ -15,7 +15,9 @@ import argparse
 
 import torch
 
-from _common import ROOT, median_time, peak_memory_mb, reset_peak_memory
+import time
+
+from _common import ROOT, peak_memory_mb, reset_peak_memory
 from r1lib.models import ModelSpec, load_model_and_tokenizer
 from r1lib.rollout import render_prompts, rollout
 from r1lib.tasks import ChainTask
@@ -27,7 +29,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=40)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tokenizer = load_model_and_tokenizer(ModelSpec(args.model, device=device))
@@ -37,12 +39,13 @@ def main() -> None:
     width = encoded["input_ids"].shape[1]
     expanded = {k: v.repeat_interleave(args.generations, dim=0) for k, v in encoded.items()}  # G copies per prompt
 
-    def ours(temperature: float):
+    def ours(temperature: float, seed: int = 0):
         out = rollout(model, tokenizer, prompts, args.generations, args.max_new_tokens, temperature,
-                      generator=torch.Generator(device=device).manual_seed(0))
+                      generator=torch.Generator(device=device).manual_seed(seed))
         return [row[mask.bool()].tolist() for row, mask in zip(out.completion_ids, out.completion_mask)]
 
-    def reference(temperature: float):
+    def reference(temperature: float, seed: int = 0):
+        torch.manual_seed(seed)
         sampling = dict(do_sample=True, temperature=1.0, top_k=0, top_p=1.0) if temperature > 0 else dict(do_sample=False)
         with torch.no_grad():
             ids = model.generate(**expanded, **sampling, max_new_tokens=args.max_new_tokens,
@@ -57,12 +60,16 @@ def main() -> None:
         results = {}
         for name, run in (("generate", reference), ("r1lib", ours)):
             reset_peak_memory()
-            rows = run(temperature)
-            seconds = median_time(lambda: run(temperature), args.repeats)
-            tokens = sum(len(r) for r in rows)
-            results[name] = (tokens / seconds, rows)
-            print(f"[temperature {temperature}] {name:>9}: {tokens / seconds:8.0f} tokens/s ({seconds * 1000:.0f} ms per "
-                  f"{args.prompts}x{args.generations} batch, {tokens} tokens), peak memory {peak_memory_mb():.0f} MB")
+            run(temperature)  # warm-up
+            tokens, seconds = 0, 0.0
+            for seed in range(args.repeats):  # several seeds: sampled lengths vary from batch to batch
+                began = time.perf_counter()
+                rows = run(temperature, seed)
+                seconds += time.perf_counter() - began
+                tokens += sum(len(r) for r in rows)
+            results[name] = (tokens / seconds, run(temperature, 0))
+            print(f"[temperature {temperature}] {name:>9}: {tokens / seconds:8.0f} tokens/s ({seconds / args.repeats * 1000:.0f} ms "
+                  f"per {args.prompts}x{args.generations} batch, {tokens / args.repeats:.0f} tokens), peak memory {peak_memory_mb():.0f} MB")
         if temperature == 0.0:
             same = results["r1lib"][1] == results["generate"][1]
             print(f"greedy outputs identical: {same}")

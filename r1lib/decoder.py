@@ -141,10 +141,14 @@ class IncrementalDecoder:
             q, k = qk[:, : self.heads], qk[:, self.heads :]
             self.keys[i][:, :, start:end] = k
             self.values[i][:, :, start:end] = qkv[:, :, rotated_heads:].transpose(1, 2)
-            attended = F.scaled_dot_product_attention(
-                q, self.keys[i][:, :, :end], self.values[i][:, :, :end], attn_mask=mask, scale=self.scale,
-                enable_gqa=self.kv_heads != self.heads,
-            )
+            keys, values = self.keys[i][:, :, :end], self.values[i][:, :, :end]
+            if steps == 1 and self.kv_heads == self.heads:  # one query: two small matmuls beat SDPA's dispatch
+                scores = (q @ keys.transpose(-1, -2)).mul_(self.scale).masked_fill_(~mask, float("-inf"))
+                attended = torch.softmax(scores, dim=-1) @ values
+            else:
+                attended = F.scaled_dot_product_attention(
+                    q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=self.kv_heads != self.heads
+                )
             hidden = hidden + F.linear(attended.transpose(1, 2).reshape(batch, steps, q_size), layer.o_weight, layer.o_bias)
             x = self._norm(hidden, layer.norm2)
             gate, up = F.linear(x, layer.gate_up_weight).chunk(2, dim=-1)

@@ -18,7 +18,6 @@ would see alone.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -35,8 +34,6 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from transformers import (
     AutoModelForSequenceClassification,
-    AutoTokenizer,
-    PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForSequenceClassification,
 )

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from r1lib.checkpoint import latest_checkpoint
-from r1lib.grpo import GRPOConfig, GRPOTrainer
+from r1lib.grpo import GRPOTrainer
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from grpo_run import length_reward, make_trainer  # noqa: E402

@@ -18,6 +18,8 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,26 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
+
+
+@contextmanager
+def atomic_directory(directory: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory beside ``directory``; when the block succeeds, it replaces ``directory``.
+
+    A failure (or a kill) inside the block leaves the old ``directory`` untouched; the temporary
+    directory is removed on failure, and :func:`remove_partial_checkpoints` cleans up after a kill.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    try:
+        yield tmp
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -90,32 +112,24 @@ def save_checkpoint(
     ``extra_models`` (e.g. a reference model that is refreshed during training) are stored as
     ``<name>.safetensors``.
     """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
     try:
-        model.save_pretrained(str(tmp))
-        if tokenizer is not None:
-            tokenizer.save_pretrained(str(tmp))
-        if optimizer is not None:
-            tensors, meta = _split_optimizer_state(optimizer)
-            save_file(tensors, str(tmp / OPTIMIZER_TENSORS))
-            (tmp / OPTIMIZER_META).write_text(json.dumps(meta))
-        for name, extra in (extra_models or {}).items():
-            save_model(extra, str(tmp / f"{name}.safetensors"))
-        (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "rng": rng_state()}))
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with atomic_directory(directory) as tmp:
+            model.save_pretrained(str(tmp))
+            if tokenizer is not None:
+                tokenizer.save_pretrained(str(tmp))
+            if optimizer is not None:
+                tensors, meta = _split_optimizer_state(optimizer)
+                save_file(tensors, str(tmp / OPTIMIZER_TENSORS))
+                (tmp / OPTIMIZER_META).write_text(json.dumps(meta))
+            for name, extra in (extra_models or {}).items():
+                save_model(extra, str(tmp / f"{name}.safetensors"))
+            (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "rng": rng_state()}))
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
-    return directory
+    return Path(directory)
 
 
 def load_weights(model: torch.nn.Module, directory: str | Path) -> None:

@@ -19,10 +19,7 @@ would see alone.
 from __future__ import annotations
 
 import math
-import os
 import random
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +38,7 @@ from transformers import (
 from .rewards import RewardFunc, completion_text, never_raises
 from .tasks.general import PreferencePair
 from .tiny.model import TinyModelConfig
+from .checkpoint import atomic_directory
 from .models import load_tokenizer
 
 
@@ -180,19 +178,10 @@ class RewardModel:
 
     def save(self, path: str | Path) -> Path:
         """Write model (safetensors) and tokenizer to ``path`` atomically; ``RewardModel.load`` reads it back."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-        try:
-            self.model.save_pretrained(str(tmp), safe_serialization=True)
+        with atomic_directory(path) as tmp:
+            self.model.save_pretrained(str(tmp))
             self.tokenizer.save_pretrained(str(tmp))
-            if path.exists():
-                shutil.rmtree(path)
-            os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return path
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | Path, **kwargs: Any) -> RewardModel:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,3 +43,27 @@ def verify(task: Task, completion: str, example: Example) -> bool:
 def example_columns(examples: list[Example]) -> dict[str, list[Any]]:
     """Dataset-style columns (``question``, ``answer``) that reward functions receive as kwargs."""
     return {"question": [e.question for e in examples], "answer": [e.answer for e in examples]}
+
+
+def draw_examples(
+    sample: Callable[[random.Random], Example], n: int, seed: int, exclude: Iterable[str] = ()
+) -> list[Example]:
+    """``n`` examples drawn with ``sample`` from a ``seed``, skipping questions in ``exclude``.
+
+    Use ``exclude`` to keep training prompts disjoint from an evaluation set. Duplicates within the
+    result are allowed (small problem spaces repeat), as in a real training stream.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    excluded = set(exclude)
+    rng = random.Random(seed)
+    examples: list[Example] = []
+    for _ in range(1000 * max(n, 1)):
+        if len(examples) == n:
+            break
+        example = sample(rng)
+        if example.question not in excluded:
+            examples.append(example)
+    if len(examples) < n:
+        raise ValueError("could not draw enough examples outside `exclude`; widen the task")
+    return examples

@@ -15,7 +15,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .base import Example, Messages
+from .base import Example, Messages, draw_examples
 
 
 @dataclass(frozen=True)
@@ -49,18 +49,7 @@ class ChainTask:
         Use ``exclude`` to keep training prompts disjoint from an evaluation set. Duplicates
         within the result are allowed (short chains repeat), as in a real training stream.
         """
-        excluded = set(exclude)
-        rng = random.Random(seed)
-        examples: list[Example] = []
-        for _ in range(1000 * max(n, 1)):
-            if len(examples) == n:
-                break
-            example = self.sample(rng)
-            if example.question not in excluded:
-                examples.append(example)
-        if len(examples) < n:
-            raise ValueError("could not draw enough examples outside `exclude`; widen the task")
-        return examples
+        return draw_examples(self.sample, n, seed, exclude)
 
     def prompt(self, example: Example) -> Messages:
         """The tiny model is prompted with the bare expression; the format is learned in pretraining."""

@@ -27,7 +27,7 @@ from .arithmetic import (
     numbers_used,
     parse_expression,
 )
-from .base import Example, Messages
+from .base import Example, Messages, draw_examples
 
 COUNTDOWN_SYSTEM = (
     "A conversation between User and Assistant. The User gives numbers and a target, and the Assistant "
@@ -83,18 +83,7 @@ class CountdownTask:
 
     def generate(self, n: int, seed: int, exclude: Iterable[str] = ()) -> list[Example]:
         """``n`` examples from ``seed``, skipping any whose question is in ``exclude``."""
-        excluded = set(exclude)
-        rng = random.Random(seed)
-        examples: list[Example] = []
-        for _ in range(1000 * max(n, 1)):
-            if len(examples) == n:
-                break
-            example = self.sample(rng)
-            if example.question not in excluded:
-                examples.append(example)
-        if len(examples) < n:
-            raise ValueError("could not draw enough examples outside `exclude`; widen the task")
-        return examples
+        return draw_examples(self.sample, n, seed, exclude)
 
     def prompt(self, example: Example) -> Messages:
         return [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": example.question}]

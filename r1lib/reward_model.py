@@ -37,7 +37,7 @@ from transformers import (
 
 from .rewards import RewardFunc, completion_text, never_raises
 from .tasks.general import PreferencePair
-from .tiny.model import TinyModelConfig
+from .tiny.model import TinyModelConfig, tiny_qwen2_config
 from .checkpoint import atomic_directory
 from .models import load_tokenizer
 
@@ -338,20 +338,7 @@ def build_tiny_reward_model(
         if hf_config.vocab_size != len(tokenizer):
             raise ValueError(f"backbone vocabulary has {hf_config.vocab_size} tokens, the tokenizer {len(tokenizer)}")
     else:
-        hf_config = Qwen2Config(
-            vocab_size=len(tokenizer),
-            hidden_size=config.hidden_size,
-            intermediate_size=config.intermediate_size,
-            num_hidden_layers=config.num_layers,
-            num_attention_heads=config.num_heads,
-            num_key_value_heads=config.num_heads,
-            max_position_embeddings=config.max_positions,
-            num_labels=1,
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            bos_token_id=None,
-            use_cache=False,
-        )
+        hf_config = tiny_qwen2_config(tokenizer, config, num_labels=1, use_cache=False, tie_word_embeddings=False)
     torch.manual_seed(seed)
     model = Qwen2ForSequenceClassification(hf_config)
     if backbone is not None:

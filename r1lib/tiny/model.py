@@ -23,9 +23,9 @@ class TinyModelConfig:
             raise ValueError("hidden_size must be divisible by num_heads")
 
 
-def build_tiny_model(tokenizer, config: TinyModelConfig = TinyModelConfig(), seed: int = 0) -> Qwen2ForCausalLM:
-    """A randomly initialised Qwen2 causal LM sized for ``tokenizer``, seeded for reproducibility."""
-    hf_config = Qwen2Config(
+def tiny_qwen2_config(tokenizer, config: TinyModelConfig = TinyModelConfig(), **overrides) -> Qwen2Config:
+    """The ``Qwen2Config`` of a tiny model sized for ``tokenizer``; ``overrides`` set further fields."""
+    settings = dict(
         vocab_size=len(tokenizer),
         hidden_size=config.hidden_size,
         intermediate_size=config.intermediate_size,
@@ -38,5 +38,12 @@ def build_tiny_model(tokenizer, config: TinyModelConfig = TinyModelConfig(), see
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
     )
+    settings.update(overrides)
+    return Qwen2Config(**settings)
+
+
+def build_tiny_model(tokenizer, config: TinyModelConfig = TinyModelConfig(), seed: int = 0) -> Qwen2ForCausalLM:
+    """A randomly initialised Qwen2 causal LM sized for ``tokenizer``, seeded for reproducibility."""
+    hf_config = tiny_qwen2_config(tokenizer, config)
     torch.manual_seed(seed)
     return Qwen2ForCausalLM(hf_config)

@@ -6,7 +6,8 @@ Both produce 8 completions for each of 8 tiny-world prompts, up to 40 new tokens
 in the same process. The headline ratio uses greedy decoding, so both sides generate exactly the
 same tokens (checked); a sampled run at temperature 1 is reported too (there the token counts
 differ by chance). Tokens per second counts generated tokens up to EOS. Prints the ratio
-r1lib / generate (the goal is >= 3 on the CPU) and each side's peak memory.
+r1lib / generate (the goal is >= 3 on the CPU) and the run's peak memory. The two are interleaved
+seed by seed, so that a noisy machine slows both alike.
 """
 
 from __future__ import annotations
@@ -57,24 +58,27 @@ def main() -> None:
         return rows
 
     for temperature in (0.0, 1.0):
-        results = {}
-        for name, run in (("generate", reference), ("r1lib", ours)):
-            reset_peak_memory()
+        totals = {"generate": [0, 0.0], "r1lib": [0, 0.0]}
+        runs = {"generate": reference, "r1lib": ours}
+        reset_peak_memory()
+        for run in runs.values():
             run(temperature)  # warm-up
-            tokens, seconds = 0, 0.0
-            for seed in range(args.repeats):  # several seeds: sampled lengths vary from batch to batch
+        # Interleave the two, seed by seed, so that the machine's slow moments hit both alike.
+        for seed in range(args.repeats):
+            for name, run in runs.items():
                 began = time.perf_counter()
                 rows = run(temperature, seed)
-                seconds += time.perf_counter() - began
-                tokens += sum(len(r) for r in rows)
-            results[name] = (tokens / seconds, run(temperature, 0))
+                totals[name][1] += time.perf_counter() - began
+                totals[name][0] += sum(len(r) for r in rows)
+        for name, (tokens, seconds) in totals.items():
             print(f"[temperature {temperature}] {name:>9}: {tokens / seconds:8.0f} tokens/s ({seconds / args.repeats * 1000:.0f} ms "
-                  f"per {args.prompts}x{args.generations} batch, {tokens / args.repeats:.0f} tokens), peak memory {peak_memory_mb():.0f} MB")
+                  f"per {args.prompts}x{args.generations} batch, {tokens / args.repeats:.0f} tokens)")
         if temperature == 0.0:
-            same = results["r1lib"][1] == results["generate"][1]
-            print(f"greedy outputs identical: {same}")
+            print(f"greedy outputs identical: {ours(0.0) == reference(0.0)}")
+        speed = {name: tokens / seconds for name, (tokens, seconds) in totals.items()}
         print(f"[temperature {temperature}] ratio r1lib / generate (tokens per second): "
-              f"{results['r1lib'][0] / results['generate'][0]:.2f}  (goal >= 3)")
+              f"{speed['r1lib'] / speed['generate']:.2f}  (goal >= 3)")
+    print(f"peak memory of the whole run: {peak_memory_mb():.0f} MB")
     print(f"device {device}, torch threads {torch.get_num_threads()}")
 
 

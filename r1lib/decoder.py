@@ -73,8 +73,11 @@ class IncrementalDecoder:
         angles = torch.cat([angles, angles], dim=-1)
         scaling = float(getattr(rotary, "attention_scaling", 1.0))
         # A table of cos/sin per position, built once: positions never exceed max_length.
+        half = angles.shape[-1] // 2
+        sign = torch.cat([-torch.ones(half), torch.ones(half)]).to(param.device)
         self.cos_table = (angles.cos() * scaling).to(param.dtype)
-        self.sin_table = (angles.sin() * scaling).to(param.dtype)
+        # rotate_half(x) * sin == roll(x, half) * (sign * sin): one roll replaces a negate and a concatenation
+        self.sin_table = (angles.sin() * scaling * sign).to(param.dtype)
         shape = (batch_size, self.kv_heads, max_length, self.head_dim)
         self.keys = [torch.empty(shape, dtype=param.dtype, device=param.device) for _ in self.layers]
         self.values = [torch.empty(shape, dtype=param.dtype, device=param.device) for _ in self.layers]
@@ -104,9 +107,18 @@ class IncrementalDecoder:
         return weight * (x.float() * torch.rsqrt(variance + self.eps)).to(x.dtype)
 
     @staticmethod
-    def _rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        half = x.shape[-1] // 2
-        return x * cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * sin
+    def _rotate(x: torch.Tensor, cos: torch.Tensor, signed_sin: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)
+
+    def repeat(self, times: int) -> None:
+        """Repeat every row ``times`` times (row ``i`` becomes rows ``i*times .. i*times+times-1``).
+
+        Prefill each distinct prompt once, then repeat it for its G completions: the prompt pass
+        is the costliest call of a rollout, and its result is the same for every copy.
+        """
+        self.keys = [k.repeat_interleave(times, dim=0) for k in self.keys]
+        self.values = [v.repeat_interleave(times, dim=0) for v in self.values]
+        self.key_mask = self.key_mask.repeat_interleave(times, dim=0)
 
     def keep(self, rows: torch.Tensor) -> None:
         """Keep only ``rows`` of the batch (indices into the current batch), e.g. those still generating."""
@@ -131,9 +143,13 @@ class IncrementalDecoder:
             itself = torch.zeros_like(causal)
             itself[torch.arange(steps), torch.arange(start, end)] = True
             mask = ((keys_valid[:, None, :] & causal) | itself)[:, None]
-        hidden = F.embedding(input_ids, self.embed)
+        hidden = F.embedding(input_ids.reshape(-1), self.embed)  # (B*T, hidden): 2-D so residual adds fuse into addmm
         cos, sin = self.cos_table[positions][:, :, None], self.sin_table[positions][:, :, None]  # (B, T, 1, D)
         q_size, rotated_heads = self.heads * self.head_dim, self.heads + self.kv_heads
+        single_query = steps == 1 and self.kv_heads == self.heads
+        if single_query:  # one additive bias for every layer and head: 0 where a key is visible, -inf elsewhere
+            bias = torch.zeros(batch, self.heads, 1, end, dtype=hidden.dtype, device=hidden.device)
+            bias = bias.masked_fill_(~mask, float("-inf")).view(batch * self.heads, 1, end)
         for i, layer in enumerate(self.layers):
             x = self._norm(hidden, layer.norm1)
             qkv = F.linear(x, layer.qkv_weight, layer.qkv_bias).view(batch, steps, -1, self.head_dim)
@@ -142,16 +158,22 @@ class IncrementalDecoder:
             self.keys[i][:, :, start:end] = k
             self.values[i][:, :, start:end] = qkv[:, :, rotated_heads:].transpose(1, 2)
             keys, values = self.keys[i][:, :, :end], self.values[i][:, :, :end]
-            if steps == 1 and self.kv_heads == self.heads:  # one query: two small matmuls beat SDPA's dispatch
-                scores = (q @ keys.transpose(-1, -2)).mul_(self.scale).masked_fill_(~mask, float("-inf"))
-                attended = torch.softmax(scores, dim=-1) @ values
+            if single_query:  # scale, mask and q @ k^T in one batched op beat SDPA's dispatch for one query
+                flat = batch * self.heads
+                scores = torch.baddbmm(bias, q.reshape(flat, 1, self.head_dim),
+                                       keys.reshape(flat, end, self.head_dim).transpose(1, 2), alpha=self.scale)
+                attended = (torch.softmax(scores, dim=-1) @ values.reshape(flat, end, self.head_dim)).view(
+                    batch, self.heads, 1, self.head_dim)
             else:
                 attended = F.scaled_dot_product_attention(
                     q, keys, values, attn_mask=mask, scale=self.scale, enable_gqa=self.kv_heads != self.heads
                 )
-            hidden = hidden + F.linear(attended.transpose(1, 2).reshape(batch, steps, q_size), layer.o_weight, layer.o_bias)
-            x = self._norm(hidden, layer.norm2)
-            gate, up = F.linear(x, layer.gate_up_weight).chunk(2, dim=-1)
-            hidden = hidden + F.linear(F.silu(gate) * up, layer.down_weight)
+            attended = attended.transpose(1, 2).reshape(batch * steps, q_size)
+            if layer.o_bias is None:
+                hidden = torch.addmm(hidden, attended, layer.o_weight.t())
+            else:
+                hidden = hidden + F.linear(attended, layer.o_weight, layer.o_bias)
+            gate, up = F.linear(self._norm(hidden, layer.norm2), layer.gate_up_weight).chunk(2, dim=-1)
+            hidden = torch.addmm(hidden, F.silu(gate) * up, layer.down_weight.t())
         self.length = end
-        return F.linear(self._norm(hidden[:, -1], self.final_norm), self.lm_head)
+        return F.linear(self._norm(hidden.view(batch, steps, -1)[:, -1], self.final_norm), self.lm_head)

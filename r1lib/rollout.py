@@ -49,12 +49,13 @@ class _Stepper:
 
     forward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
     keep: Callable[[torch.Tensor], None] | None = None
+    repeat: Callable[[int], None] | None = None
 
 
 def _make_stepper(model, batch: int, max_length: int, fast: bool) -> _Stepper:
     if fast and decoder.supports(model):
         incremental = decoder.IncrementalDecoder(model, batch, max_length)
-        return _Stepper(incremental.forward, incremental.keep)
+        return _Stepper(incremental.forward, incremental.keep, incremental.repeat)
     cache = DynamicCache()
     cache_kw = _cache_keyword(model)
     attention: list[torch.Tensor] = []
@@ -119,36 +120,46 @@ def rollout(
     stops = torch.tensor(stop_token_ids or [tokenizer.eos_token_id], device=device)
 
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
-    prompt_ids = encoded["input_ids"].to(device).repeat_interleave(num_generations, dim=0)
-    prompt_mask = encoded["attention_mask"].to(device).repeat_interleave(num_generations, dim=0)
+    unique_ids, unique_mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)
+    prompt_ids = unique_ids.repeat_interleave(num_generations, dim=0)
+    prompt_mask = unique_mask.repeat_interleave(num_generations, dim=0)
     batch = prompt_ids.shape[0]
 
     was_training = model.training
     model.eval()
-    stepper = _make_stepper(model, batch, prompt_ids.shape[1] + max_new_tokens, fast)
+    width = prompt_ids.shape[1] + max_new_tokens
     positions = (prompt_mask.cumsum(dim=1) - 1).clamp(min=0)
-    logits = stepper.forward(prompt_ids, positions, prompt_mask)
+    stepper = _make_stepper(model, len(prompts), width, fast)
+    if stepper.repeat is not None:  # prefill each prompt once, then copy its cache for the G completions
+        unique_positions = (unique_mask.cumsum(dim=1) - 1).clamp(min=0)
+        logits = stepper.forward(unique_ids, unique_positions, unique_mask).repeat_interleave(num_generations, dim=0)
+        stepper.repeat(num_generations)
+    else:
+        logits = stepper.forward(prompt_ids, positions, prompt_mask)
     next_position = positions[:, -1:] + 1
 
     tokens = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
     lengths = torch.full((batch,), max_new_tokens, dtype=torch.long, device=device)
-    finished = torch.zeros(batch, dtype=torch.bool, device=device)
+    stopped = torch.zeros(batch, dtype=torch.bool, device=device)
     rows = torch.arange(batch, device=device)  # which rows of the batch the stepper still computes
+    done = torch.zeros(batch, dtype=torch.bool, device=device)  # per computed row: has it produced a stop token?
     for t in range(max_new_tokens):
-        token = _sample_next(logits, temperature, top_p, generator)
-        done = finished[rows]
-        token = torch.where(done, torch.full_like(token, pad_id), token)
+        token = _sample_next(logits, temperature, top_p, generator).masked_fill_(done, pad_id)
         tokens[rows, t] = token
-        hit_stop = torch.isin(token, stops) & ~done
-        lengths[rows[hit_stop]] = t + 1
-        finished[rows[hit_stop]] = True
-        if bool(finished.all()) or t == max_new_tokens - 1:
+        hit_stop = (token == stops[0] if len(stops) == 1 else torch.isin(token, stops)) & ~done
+        if bool(hit_stop.any()):
+            lengths[rows[hit_stop]] = t + 1
+            stopped[rows[hit_stop]] = True
+            done |= hit_stop
+            if bool(done.all()):
+                break
+            live = ~done
+            if stepper.keep is not None and int(live.sum()) <= 0.75 * len(rows):
+                # Stop computing rows that have ended: their share of every later step would be wasted.
+                stepper.keep(live.nonzero().squeeze(1))
+                rows, token, next_position, done = rows[live], token[live], next_position[live], done[live]
+        if t == max_new_tokens - 1:
             break
-        live = ~finished[rows]
-        if stepper.keep is not None and int(live.sum()) <= 0.75 * len(rows):
-            # Stop computing rows that have ended: their share of every later step would be wasted.
-            stepper.keep(live.nonzero().squeeze(1))
-            rows, token, next_position = rows[live], token[live], next_position[live]
         logits = stepper.forward(token[:, None], next_position, torch.ones_like(token)[:, None])
         next_position = next_position + 1
     model.train(was_training)
@@ -157,4 +168,4 @@ def rollout(
     tokens = tokens[:, :steps]
     completion_mask = (torch.arange(steps, device=device)[None, :] < lengths[:, None]).long()
     texts = tokenizer.batch_decode(tokens.masked_fill(completion_mask == 0, pad_id), skip_special_tokens=True)
-    return Rollout(prompt_ids, prompt_mask, tokens, completion_mask, ~finished, texts, num_generations)
+    return Rollout(prompt_ids, prompt_mask, tokens, completion_mask, ~stopped, texts, num_generations)

@@ -84,3 +84,21 @@ def test_decoder_refuses_models_it_cannot_reproduce(random_model):
     assert not supports(random_model)
     with pytest.raises(ValueError, match="Qwen2/Llama"):
         IncrementalDecoder(random_model, 1, 4)
+
+
+def test_fast_and_reference_paths_agree_when_rows_stop_at_different_steps(tiny_base_path):
+    """Greedy decoding of the trained tiny base: some rows answer in 4 tokens, others reason for 30
+    or get cut off, so the fast path drops finished rows mid-way; tokens, masks and flags must match."""
+    from r1lib.models import ModelSpec, load_model_and_tokenizer
+    from r1lib.tasks import ChainTask
+
+    model, tokenizer = load_model_and_tokenizer(ModelSpec(str(tiny_base_path)))
+    task = ChainTask()
+    prompts = render_prompts(tokenizer, [task.prompt(e) for e in task.generate(12, seed=4)])
+    prompts += render_prompts(tokenizer, [task.prompt(e) for e in task.generate(4, seed=5)], prefill="<think>")
+    fast = rollout(model, tokenizer, prompts, 2, 20, temperature=0.0, fast=True)
+    slow = rollout(model, tokenizer, prompts, 2, 20, temperature=0.0, fast=False)
+    lengths = fast.completion_lengths
+    assert lengths.min() < 8 and fast.is_truncated.any() and not fast.is_truncated.all()
+    assert torch.equal(fast.completion_ids, slow.completion_ids) and fast.texts == slow.texts
+    assert torch.equal(fast.completion_mask, slow.completion_mask) and torch.equal(fast.is_truncated, slow.is_truncated)

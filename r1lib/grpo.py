@@ -331,6 +331,8 @@ class GRPOTrainer:
     ``completions.jsonl`` (sampled completions per step) and ``checkpoints/step-*``.
     """
 
+    LENGTH_BUCKETS = 4  # see _logps
+
     def __init__(
         self,
         model,
@@ -547,9 +549,30 @@ class GRPOTrainer:
     # ---------------------------------------------------------------- optimisation
 
     def _logps(self, model, out: Rollout, rows: slice, with_entropy: bool = False):
-        args = (out.prompt_ids[rows], out.prompt_mask[rows], out.completion_ids[rows], out.completion_mask[rows])
+        """Per-token log-probs (and entropies) of ``rows``, computed in length buckets.
+
+        Completions of one batch differ a lot in length (a direct answer is 4 tokens, a reasoning
+        trace 40), and padding every row to the longest one wastes most of the forward and backward
+        pass. Rows are sorted by length, each bucket is trimmed to its own longest completion, and
+        the results are padded back: each row's log-probs depend only on its own tokens.
+        """
+        mask = out.completion_mask[rows]
+        order = mask.sum(dim=1).argsort()
+        width = mask.shape[1]
+        parts, entropies = [], []
         with torch.autocast(self.device.type, dtype=self._autocast_dtype, enabled=self._autocast_dtype is not None):
-            return completion_logps(model, *args, temperature=self.config.temperature, with_entropy=with_entropy)
+            for bucket in order.tensor_split(min(self.LENGTH_BUCKETS, len(order))):
+                trim = max(1, int(mask[bucket].sum(dim=1).max()))
+                logps, entropy = completion_logps(
+                    model, out.prompt_ids[rows][bucket], out.prompt_mask[rows][bucket],
+                    out.completion_ids[rows][bucket, :trim], mask[bucket, :trim],
+                    temperature=self.config.temperature, with_entropy=with_entropy,
+                )
+                parts.append(torch.nn.functional.pad(logps, (0, width - trim)))
+                if with_entropy:
+                    entropies.append(torch.nn.functional.pad(entropy, (0, width - trim)))
+        restore = order.argsort()
+        return torch.cat(parts)[restore], torch.cat(entropies)[restore] if with_entropy else None
 
     def _reference_logps(self, out: Rollout, rows: slice) -> torch.Tensor:
         with torch.no_grad():

@@ -14,6 +14,11 @@ def series(history: Sequence[dict[str, Any]], key: str) -> tuple[list[int], list
     return [p[0] for p in points], [p[1] for p in points]
 
 
+def running_mean(values: Sequence[float], window: int = 5) -> list[float]:
+    """The mean of each value and up to ``window - 1`` values before it (noisy per-step metrics)."""
+    return [sum(values[max(0, j - window + 1) : j + 1]) / len(values[max(0, j - window + 1) : j + 1]) for j in range(len(values))]
+
+
 def plot_history(
     history: Sequence[dict[str, Any]],
     keys: Sequence[str] = ("reward", "eval/pass@1", "completions/mean_length", "eval/reasoning_rate"),
@@ -29,7 +34,7 @@ def plot_history(
         steps, values = series(history, key)
         if not key.startswith("eval/") and smooth > 1 and len(values) > smooth:
             ax.plot(steps, values, color="0.8", lw=1)
-            values = [sum(values[max(0, j - smooth + 1) : j + 1]) / len(values[max(0, j - smooth + 1) : j + 1]) for j in range(len(values))]
+            values = running_mean(values, smooth)
         ax.plot(steps, values, marker="o" if key.startswith("eval/") else None, lw=2)
         ax.set_title(titles[i] if titles else key)
         ax.set_xlabel("step")

@@ -145,7 +145,7 @@ print("exact accuracy:", accuracy_reward(None, [unfinished, "<answer>4</answer>"
 # %%
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
-from r1lib.plots import series
+from r1lib.plots import running_mean, series
 from r1lib.profiles import get_profile, with_overrides
 
 profile = get_profile()
@@ -167,8 +167,7 @@ for ax, (name, history) in zip(axes, runs.items()):
     for key, label in [("reward", "reward being optimised"), ("rewards/accuracy/mean", "true accuracy"),
                        ("completions/clipped_ratio", "cut off at the limit")]:
         x, y = series(history, key)
-        smooth = [sum(y[max(0, i - 4): i + 1]) / len(y[max(0, i - 4): i + 1]) for i in range(len(y))]
-        ax.plot(x, smooth, label=label)
+        ax.plot(x, running_mean(y, 5), label=label)
     ax.set_title(f"trained on the {name}"); ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3); ax.legend()
 plt.tight_layout(); plt.show()
 lenient_history, exact_history = runs["lenient reward"], runs["accuracy reward"]

@@ -64,7 +64,8 @@ def main() -> None:
     scorer = RewardModel(model, tokenizer)
     before = accuracy_by_kind(scorer, test_pairs)
     config = RewardModelConfig(
-        steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed
+        max_steps=args.steps, per_device_train_batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed
     )
     start = time.perf_counter()
     history = train_reward_model(model, tokenizer, train_pairs, config)

@@ -5,7 +5,10 @@ A checkpoint is a directory ``step-000123/`` holding
 * the model in Hugging Face layout (``config.json``, ``model.safetensors``) and the tokenizer, so
   ``AutoModelForCausalLM.from_pretrained(path)`` loads it directly;
 * ``optimizer.safetensors`` + ``optimizer.json``: optimizer tensors and scalars;
-* ``trainer_state.json``: step, scheduler, Python/torch RNG states and anything the trainer adds.
+* ``trainer_tensors.safetensors``: the trainer's own tensors (its sampling generator's state, a
+  generation batch it is still optimising on, ...);
+* ``trainer_state.json``: step, scheduler, Python/torch/CUDA RNG states, the data stream's position,
+  the config, and anything else the trainer adds.
 
 The directory is first written under a temporary name and then renamed, so a kill at any moment
 leaves either the previous checkpoint or the complete new one, never a partial file.
@@ -30,6 +33,7 @@ from transformers.utils import logging as hf_logging
 STATE_FILE = "trainer_state.json"
 OPTIMIZER_TENSORS = "optimizer.safetensors"
 OPTIMIZER_META = "optimizer.json"
+TRAINER_TENSORS = "trainer_tensors.safetensors"
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -87,9 +91,12 @@ def _join_optimizer_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]
 
 
 def rng_state() -> dict[str, Any]:
-    """Python and torch RNG states, JSON-serialisable."""
+    """Python, torch and (when present) CUDA RNG states, JSON-serialisable."""
     version, internal, gauss = random.getstate()
-    return {"python": [version, list(internal), gauss], "torch": torch.get_rng_state().tolist()}
+    state = {"python": [version, list(internal), gauss], "torch": torch.get_rng_state().tolist()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -97,6 +104,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((version, tuple(internal), gauss))
     torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
 
 
 def save_checkpoint(
@@ -106,11 +115,12 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer | None = None,
     state: dict[str, Any] | None = None,
     extra_models: dict[str, torch.nn.Module] | None = None,
+    extra_tensors: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write a complete checkpoint to ``directory`` atomically and return its path.
 
     ``extra_models`` (e.g. a reference model that is refreshed during training) are stored as
-    ``<name>.safetensors``.
+    ``<name>.safetensors``; ``extra_tensors`` in ``trainer_tensors.safetensors``.
     """
     bars_were_on = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # one "Writing model shards" bar per checkpoint is noise
@@ -125,6 +135,8 @@ def save_checkpoint(
                 (tmp / OPTIMIZER_META).write_text(json.dumps(meta))
             for name, extra in (extra_models or {}).items():
                 save_model(extra, str(tmp / f"{name}.safetensors"))
+            if extra_tensors:
+                save_file({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()}, str(tmp / TRAINER_TENSORS))
             (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "rng": rng_state()}))
     finally:
         if bars_were_on:
@@ -176,13 +188,33 @@ def load_checkpoint(
     return state
 
 
-def latest_checkpoint(root: str | Path) -> Path | None:
-    """The complete ``step-*`` checkpoint with the highest step under ``root``, or None."""
+def read_state(directory: str | Path) -> dict[str, Any]:
+    """The JSON state of a complete checkpoint, without loading anything else."""
+    path = Path(directory) / STATE_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{directory} is not a complete checkpoint (no {STATE_FILE})")
+    return json.loads(path.read_text())
+
+
+def load_extra_tensors(directory: str | Path) -> dict[str, torch.Tensor]:
+    """The ``extra_tensors`` a checkpoint was saved with (empty when none)."""
+    path = Path(directory) / TRAINER_TENSORS
+    return load_file(str(path)) if path.exists() else {}
+
+
+def complete_checkpoints(root: str | Path) -> list[Path]:
+    """The complete ``step-*`` checkpoints under ``root``, oldest first."""
     root = Path(root)
     if not root.is_dir():
-        return None
+        return []
     complete = [p for p in root.glob("step-*") if (p / STATE_FILE).exists()]
-    return max(complete, key=lambda p: int(p.name.split("-")[1]), default=None)
+    return sorted(complete, key=lambda p: int(p.name.split("-")[1]))
+
+
+def latest_checkpoint(root: str | Path) -> Path | None:
+    """The complete ``step-*`` checkpoint with the highest step under ``root``, or None."""
+    complete = complete_checkpoints(root)
+    return complete[-1] if complete else None
 
 
 def remove_partial_checkpoints(root: str | Path) -> list[Path]:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .format import extract_answer, extract_reasoning, uses_reasoning
 from .rollout import render_prompts, rollout
-from .tasks.base import Example, Task
+from .tasks.base import Example, Task, verify
 
 # The reflection words tracked in the Nature version of the R1 paper.
 REFLECTION_WORDS = ("wait", "mistake", "however", "but", "retry", "error", "verify", "wrong", "evaluate", "check")
@@ -157,7 +157,7 @@ def evaluate(
             rows = range(i * k, (i + 1) * k)
             texts = [prefill + out.texts[r] for r in rows]
             result.completions.append(texts)
-            result.correct.append([_is_correct(task, t, example) for t in texts])
+            result.correct.append([verify(task, t, example) for t in texts])
             result.lengths.append([lengths[r] for r in rows])
             result.truncated.append([bool(out.is_truncated[r]) for r in rows])
     return result
@@ -184,11 +184,6 @@ def evaluate_checkpoints(
 def _step_of(path: Path) -> int:
     digits = "".join(ch for ch in path.name if ch.isdigit())
     return int(digits) if digits else 0
-
-
-def _is_correct(task: Task, completion: str, example: Example) -> bool:
-    answer = extract_answer(completion)
-    return answer is not None and task.check_answer(answer, example)
 
 
 __all__ = [

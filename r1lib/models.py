@@ -55,13 +55,45 @@ def load_tokenizer(name_or_path: str, local_files_only: bool = False):
     return AutoTokenizer.from_pretrained(name_or_path, local_files_only=local_files_only)
 
 
+def looks_like_path(name_or_path: str) -> bool:
+    """True for what can only be a local path: absolute, ``./``, ``../``, ``~``, a backslash, or more
+    than one ``/`` (hub names are ``owner/name``)."""
+    text = str(name_or_path)
+    return (
+        text.startswith(("/", "./", "../", "~", ".\\")) or "\\" in text or text.count("/") > 1
+        or text in (".", "..")
+    )
+
+
+def resolve_model_location(name_or_path: str) -> tuple[str, bool]:
+    """``(location, is_local)``; a path that does not exist is an error, not a hub name to try."""
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(f"{path} exists but holds no model (no config.json)")
+        return str(path), True
+    if looks_like_path(name_or_path):
+        raise FileNotFoundError(f"no model directory at {path} (resolved to {path.resolve()})")
+    return str(name_or_path), False
+
+
 def load_model_and_tokenizer(spec: ModelSpec):
     """The model (in eval mode, on ``spec.device``) and a left-padding tokenizer with a pad token.
 
-    A hub name downloads on first use (Colab); a local directory never touches the network.
+    A hub name (``Qwen/Qwen2.5-0.5B``) downloads on first use (Colab); a local directory never
+    touches the network, and a local path that does not exist is a ``FileNotFoundError``.
     """
-    local = Path(spec.name_or_path).exists()
-    tokenizer = load_tokenizer(spec.name_or_path, local_files_only=local)
+    location, local = resolve_model_location(spec.name_or_path)
+    spec = replace(spec, name_or_path=location)
+    try:
+        tokenizer = load_tokenizer(spec.name_or_path, local_files_only=local)
+    except OSError as error:
+        if local:
+            raise
+        raise OSError(
+            f"{spec.name_or_path!r} is not a local directory, and loading it from the Hugging Face hub failed "
+            f"(offline, or no such model): {error}"
+        ) from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

@@ -2,7 +2,8 @@
 
 Pick one with the environment variable ``R1LIB_PROFILE`` (``cpu``, ``smoke``, ``gpu``). Without
 it, ``gpu`` is chosen when CUDA is available, else ``cpu``. Every notebook calls
-:func:`get_profile` once and reads everything it needs from the result.
+:func:`get_profile` once and reads everything it needs from the result: the model, the task, and a
+config per training stage (``grpo``, ``sft``, ``distill``).
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ from pathlib import Path
 
 import torch
 
-from .grpo import GRPOConfig
+from .configs import DistillConfig, GRPOConfig, SFTConfig
 from .models import LoraSettings, ModelSpec
 
 ENV_VAR = "R1LIB_PROFILE"
+RUNS_ENV_VAR = "R1LIB_RUNS_DIR"
 PROFILE_NAMES = ("cpu", "smoke", "gpu")
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = ROOT / "data"
 TINY_BASE = DATA_DIR / "tiny-base"
+TINY_TASKS = ("chain", "search", "general")
 
 
 @dataclass(frozen=True)
@@ -28,15 +32,18 @@ class Profile:
 
     name: str
     model: ModelSpec
-    task: str  # "chain" (the tiny world) or "gsm8k"
+    task: str  # a name of r1lib.tasks.registry: "chain" (the tiny world) or "gsm8k"
     grpo: GRPOConfig
+    sft: SFTConfig
+    distill: DistillConfig
     num_train_prompts: int
     num_eval_prompts: int
     data_dir: str | None = None  # a folder with train.jsonl and test.jsonl (gsm8k format); None: the hub
 
     @property
     def is_tiny(self) -> bool:
-        return self.task == "chain"
+        """True for the tiny world (the ``cpu`` and ``smoke`` profiles)."""
+        return self.task in TINY_TASKS
 
 
 def _tiny_grpo(**overrides) -> GRPOConfig:
@@ -49,14 +56,31 @@ def _tiny_grpo(**overrides) -> GRPOConfig:
     return GRPOConfig(**settings)
 
 
+def _tiny_sft(**overrides) -> SFTConfig:
+    settings = dict(per_device_train_batch_size=32, learning_rate=5e-4, lr_scheduler_type="cosine", warmup_ratio=0.1,
+                    max_steps=150, eval_steps=50, save_steps=50, max_new_tokens=64)
+    settings.update(overrides)
+    return SFTConfig(**settings)
+
+
+def _tiny_distill(**overrides) -> DistillConfig:
+    settings = dict(per_device_train_batch_size=32, learning_rate=1e-3, lr_scheduler_type="cosine", warmup_ratio=0.1,
+                    max_steps=200, eval_steps=50, save_steps=50, max_new_tokens=64)
+    settings.update(overrides)
+    return DistillConfig(**settings)
+
+
 def _profiles() -> dict[str, Profile]:
     tiny = ModelSpec(str(TINY_BASE), device="cpu", dtype="float32")
     gpu_model = ModelSpec("Qwen/Qwen2.5-0.5B", device="cuda", dtype="float16", lora=LoraSettings(r=16, alpha=32))
     return {
-        "cpu": Profile("cpu", tiny, "chain", _tiny_grpo(), num_train_prompts=4000, num_eval_prompts=256),
+        "cpu": Profile("cpu", tiny, "chain", _tiny_grpo(), _tiny_sft(), _tiny_distill(),
+                       num_train_prompts=4000, num_eval_prompts=256),
         "smoke": Profile(
             "smoke", tiny, "chain",
             _tiny_grpo(max_steps=40, eval_steps=20, save_steps=20, eval_examples=96),
+            _tiny_sft(max_steps=30, eval_steps=15, save_steps=15, eval_examples=64),
+            _tiny_distill(max_steps=30, eval_steps=15, save_steps=15, eval_examples=64),
             num_train_prompts=1000, num_eval_prompts=96,
         ),
         "gpu": Profile(
@@ -64,8 +88,14 @@ def _profiles() -> dict[str, Profile]:
             GRPOConfig(
                 num_generations=8, per_device_train_batch_size=16, learning_rate=1e-5, beta=0.0,
                 loss_type="dr_grpo", scale_rewards="none", max_completion_length=384, temperature=1.0,
-                max_steps=200, eval_steps=50, save_steps=50, eval_examples=100,
+                max_steps=200, eval_steps=50, save_steps=50, eval_examples=100, fp16=True,
             ),
+            SFTConfig(per_device_train_batch_size=4, gradient_accumulation_steps=4, learning_rate=1e-4,
+                      lr_scheduler_type="cosine", warmup_ratio=0.05, max_steps=200, max_length=1024,
+                      max_new_tokens=384, eval_examples=100, fp16=True),
+            DistillConfig(per_device_train_batch_size=4, gradient_accumulation_steps=4, learning_rate=1e-4,
+                          lr_scheduler_type="cosine", warmup_ratio=0.05, max_steps=200, max_length=1024,
+                          max_new_tokens=384, eval_examples=100, top_k=64, fp16=True),
             num_train_prompts=7473, num_eval_prompts=100,
         ),
     }
@@ -80,12 +110,21 @@ def get_profile(name: str | None = None) -> Profile:
     profile = profiles[name]
     if profile.is_tiny and not (TINY_BASE / "model.safetensors").exists():
         raise FileNotFoundError(
-            f"the tiny base model is missing from {TINY_BASE}; rebuild it with "
-            "`python -m r1lib.tiny.pretrain --out data/tiny-base`"
+            f"the tiny base model is missing from {TINY_BASE}; rebuild it with `make tiny-base`"
         )
     return profile
 
 
-def with_overrides(profile: Profile, **grpo_overrides) -> Profile:
-    """A copy of ``profile`` with some GRPO settings changed (validated again)."""
-    return replace(profile, grpo=replace(profile.grpo, **grpo_overrides))
+def with_overrides(profile: Profile, stage: str = "grpo", **overrides) -> Profile:
+    """A copy of ``profile`` with some settings of one stage's config (``grpo``, ``sft`` or
+    ``distill``) changed; the new config is validated again."""
+    if stage not in ("grpo", "sft", "distill"):
+        raise ValueError(f"stage must be 'grpo', 'sft' or 'distill', got {stage!r}")
+    return replace(profile, **{stage: replace(getattr(profile, stage), **overrides)})
+
+
+def runs_dir(*parts: str) -> Path:
+    """Where runs are written: ``$R1LIB_RUNS_DIR`` (the tests point it at a temporary folder), else
+    ``runs/`` at the repository root; ``parts`` are appended."""
+    root = Path(os.environ.get(RUNS_ENV_VAR) or ROOT / "runs")
+    return root.joinpath(*parts)

@@ -19,27 +19,27 @@ would see alone.
 from __future__ import annotations
 
 import math
-import random
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
 from transformers import (
     AutoModelForSequenceClassification,
     Qwen2Config,
     Qwen2ForSequenceClassification,
 )
 
+from .checkpoint import atomic_directory
+from .configs import RewardModelConfig
+from .models import load_tokenizer
 from .rewards import RewardFunc, completion_text, never_raises
+from .stream import ExampleStream
 from .tasks.general import PreferencePair
 from .tiny.model import TinyModelConfig, tiny_qwen2_config
-from .checkpoint import atomic_directory
-from .models import load_tokenizer
+from .trainer import Trainer, TrainerCallback
 
 
 def bradley_terry_loss(chosen_scores: torch.Tensor, rejected_scores: torch.Tensor) -> torch.Tensor:
@@ -216,54 +216,74 @@ def preference_accuracy(reward_model: RewardModel, pairs: Sequence[PreferencePai
 # ----------------------------------------------------------------------------- training
 
 
-@dataclass(frozen=True)
-class RewardModelConfig:
-    """Settings of :func:`train_reward_model`.
+class RewardModelTrainer(Trainer):
+    """Fit a one-output sequence scorer to prefer each pair's ``chosen`` reply (Bradley-Terry).
 
-    ``center_coefficient`` adds ``c * mean((r_chosen + r_rejected)^2)`` to the loss (TRL's
-    ``center_rewards_coefficient``): the Bradley-Terry loss only sees differences, so without it
-    scores can drift to any offset, which a policy optimiser then has to absorb.
+    Each micro-batch scores the chosen and rejected replies of ``per_device_train_batch_size`` pairs
+    in one forward pass and minimises :func:`bradley_terry_loss` (plus the centering term). Metrics:
+    ``loss``, ``accuracy`` (share of the batch ranked right) and ``margin`` (mean
+    ``r_chosen - r_rejected``); with ``eval_pairs``, ``eval/accuracy`` on them.
     """
 
-    learning_rate: float = 1e-3
-    steps: int = 200
-    batch_size: int = 16
-    seed: int = 0
-    weight_decay: float = 0.0
-    warmup_steps: int = 10
-    max_grad_norm: float = 1.0
-    center_coefficient: float = 0.0
+    name = "reward model"
+    progress_keys = ("loss", "accuracy")
 
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate}")
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0 <= self.weight_decay < 1:
-            raise ValueError(f"weight_decay must be in [0, 1), got {self.weight_decay}")
-        if not 0 <= self.warmup_steps <= self.steps:
-            raise ValueError(f"warmup_steps must be in 0..steps ({self.steps}), got {self.warmup_steps}")
-        if not self.max_grad_norm > 0:
-            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
-        if not self.center_coefficient >= 0:
-            raise ValueError(f"center_coefficient must be >= 0, got {self.center_coefficient}")
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        train_pairs: Sequence[PreferencePair],
+        config: RewardModelConfig,
+        output_dir: str | Path | None = None,
+        eval_pairs: Sequence[PreferencePair] = (),
+        callbacks: Iterable[TrainerCallback | Callable] = (),
+        progress: bool = True,
+    ) -> None:
+        if not train_pairs:
+            raise ValueError("need at least one preference pair")
+        super().__init__(model, config, output_dir, tokenizer=tokenizer, callbacks=callbacks, progress=progress)
+        self.config: RewardModelConfig = config
+        self.reward_model = RewardModel(model, tokenizer)
+        self.train_pairs, self.eval_pairs = list(train_pairs), list(eval_pairs)
+        self.stream = ExampleStream(self.train_pairs, seed=config.seed)
 
+    @property
+    def does_evaluate(self) -> bool:
+        return bool(self.eval_pairs)
 
-def _batches(n_pairs: int, batch_size: int, steps: int, seed: int) -> list[list[int]]:
-    """Indices of each step's pairs: shuffled epochs, so every pair is seen before any repeats."""
-    rng = random.Random(seed)
-    order: list[int] = []
-    batches = []
-    for _ in range(steps):
-        while len(order) < batch_size:
-            epoch = list(range(n_pairs))
-            rng.shuffle(epoch)
-            order.extend(epoch)
-        batches.append(order[:batch_size])
-        order = order[batch_size:]
-    return batches
+    def on_fresh_start(self) -> None:
+        self.stream = ExampleStream(self.train_pairs, seed=self.config.seed)
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {"stream": self.stream.state_dict()}
+
+    def load_trainer_state(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state["stream"])
+
+    def training_step(self) -> dict[str, float]:
+        cfg = self.config
+        totals = {"loss": 0.0, "accuracy": 0.0, "margin": 0.0}
+        for _ in range(cfg.gradient_accumulation_steps):
+            batch = self.stream.take(cfg.per_device_train_batch_size)
+            prompts = [p.prompt_messages for p in batch]
+            with self.autocast():
+                # Chosen and rejected in one forward pass: half the calls, and both see the same weights.
+                scores = self.reward_model.forward_scores(
+                    prompts + prompts, [p.chosen for p in batch] + [p.rejected for p in batch]
+                )
+            chosen, rejected = scores[: len(batch)], scores[len(batch) :]
+            loss = bradley_terry_loss(chosen, rejected)
+            if cfg.center_rewards_coefficient:
+                loss = loss + cfg.center_rewards_coefficient * ((chosen + rejected) ** 2).mean()
+            self.backward(loss / cfg.gradient_accumulation_steps)
+            margin = (chosen - rejected).detach()
+            totals["loss"] += loss.item() / cfg.gradient_accumulation_steps
+            totals["accuracy"] += (margin > 0).float().mean().item() / cfg.gradient_accumulation_steps
+            totals["margin"] += margin.mean().item() / cfg.gradient_accumulation_steps
+        return totals
+
+    def evaluate(self) -> dict[str, float]:
+        return {"eval/accuracy": preference_accuracy(self.reward_model, self.eval_pairs)}
 
 
 def train_reward_model(
@@ -272,48 +292,15 @@ def train_reward_model(
     pairs: Sequence[PreferencePair],
     config: RewardModelConfig = RewardModelConfig(),
     progress: bool = True,
+    output_dir: str | Path | None = None,
 ) -> list[dict[str, float]]:
-    """Fit ``model`` in place to prefer each pair's ``chosen`` reply; return per-step loss and accuracy.
+    """Fit ``model`` in place with :class:`RewardModelTrainer`; return the per-step records.
 
-    Each step scores the chosen and rejected replies of ``batch_size`` pairs in one forward pass
-    and minimises :func:`bradley_terry_loss` with AdamW (linear warm-up, then constant rate). The
-    returned records hold ``step``, ``loss``, ``accuracy`` (share of the batch ranked right) and
-    ``margin`` (mean ``r_chosen - r_rejected``).
+    With ``output_dir`` the run writes ``metrics.jsonl`` and checkpoints there and resumes from the
+    latest one; without, it trains in memory only.
     """
-    if not pairs:
-        raise ValueError("need at least one preference pair")
-    reward_model = RewardModel(model, tokenizer)
-    torch.manual_seed(config.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    warmup = max(config.warmup_steps, 1)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-    history: list[dict[str, float]] = []
-    model.train()
-    batches = _batches(len(pairs), config.batch_size, config.steps, config.seed)
-    bar = tqdm(batches, desc="reward model", disable=not progress)
-    for step, indices in enumerate(bar, start=1):
-        batch = [pairs[i] for i in indices]
-        prompts = [p.prompt_messages for p in batch]
-        # Chosen and rejected in one forward pass: half the calls, and both see the same weights.
-        scores = reward_model.forward_scores(prompts + prompts, [p.chosen for p in batch] + [p.rejected for p in batch])
-        chosen, rejected = scores[: len(batch)], scores[len(batch) :]
-        loss = bradley_terry_loss(chosen, rejected)
-        if config.center_coefficient:
-            loss = loss + config.center_coefficient * ((chosen + rejected) ** 2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        margin = (chosen - rejected).detach()
-        record = {
-            "step": step,
-            "loss": loss.item(),
-            "accuracy": (margin > 0).float().mean().item(),
-            "margin": margin.mean().item(),
-        }
-        history.append(record)
-        bar.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['accuracy']:.2f}")
+    trainer = RewardModelTrainer(model, tokenizer, pairs, config, output_dir, progress=progress)
+    history = trainer.train(resume_from=output_dir is not None)
     model.eval()
     return history
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .format import TAGS, extract_answer, extract_reasoning, is_strict_format
-from .tasks.base import Example, Task
+from .tasks.base import Example, Task, verify
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -52,15 +52,17 @@ def never_raises(func: RewardFunc) -> RewardFunc:
 
 
 def make_accuracy_reward(task: Task, name: str = "accuracy") -> RewardFunc:
-    """1.0 when the ``<answer>`` verifies against the ``answer`` column with ``task``, else 0.0."""
+    """1.0 when the ``<answer>`` verifies against the ``answer`` (and ``question``) columns with ``task``, else 0.0.
+
+    ``None`` where the check itself failed on that completion.
+    """
 
     @never_raises
-    def accuracy(prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[str], **_: Any) -> list[float | None]:
-        scores: list[float | None] = []
-        for completion, gold in zip(completions, answer, strict=True):
-            predicted = extract_answer(completion_text(completion))
-            scores.append(float(predicted is not None and task.check_answer(predicted, Example("", str(gold)))))
-        return scores
+    def accuracy(
+        prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[str], question: Sequence[str] | None = None,
+        **_: Any,
+    ) -> list[float | None]:
+        return [None if c is None else float(c) for c in _correctness(task, completions, answer, question)]
 
     accuracy.__name__ = name
     return accuracy
@@ -178,11 +180,32 @@ tiny_language_consistency_reward = make_language_consistency_reward(TINY_TARGET_
 # ----------------------------------------------------------------------------- length-aware rewards
 
 
-def _length(text: str, tokenizer: Any | None) -> int:
-    """Characters, or tokens when a Hugging Face ``tokenizer`` is given."""
+LENGTH_UNITS = ("characters", "tokens")
+
+
+def _unit(unit: str | None, tokenizer: Any | None) -> str:
+    """The length unit of a length-aware reward: tokens by default when a tokenizer is given."""
+    unit = unit or ("tokens" if tokenizer is not None else "characters")
+    if unit not in LENGTH_UNITS:
+        raise ValueError(f"unit must be one of {LENGTH_UNITS}, got {unit!r}")
+    return unit
+
+
+def _lengths(completions: Sequence[Any], completion_ids: Sequence[Sequence[int]] | None, unit: str, tokenizer: Any | None) -> list[int]:
+    """Each completion's length in ``unit``.
+
+    Tokens come from ``completion_ids`` when the caller passes them (trainers do, as TRL does; EOS
+    included), so nothing is tokenised twice; otherwise from ``tokenizer``.
+    """
+    if unit == "characters":
+        return [len(completion_text(c)) for c in completions]
+    if completion_ids is not None:
+        if len(completion_ids) != len(completions):
+            raise ValueError(f"{len(completion_ids)} completion_ids for {len(completions)} completions")
+        return [len(ids) for ids in completion_ids]
     if tokenizer is None:
-        return len(text)
-    return len(_token_ids(text, tokenizer))
+        raise ValueError("counting tokens needs completion_ids (trainers pass them) or a tokenizer")
+    return [len(_token_ids(completion_text(c), tokenizer)) for c in completions]
 
 
 def _token_ids(text: str, tokenizer: Any) -> list[int]:
@@ -191,13 +214,15 @@ def _token_ids(text: str, tokenizer: Any) -> list[int]:
     return list(tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
 
-def _correctness(task: Task, completions: Sequence[Any], answer: Sequence[Any]) -> list[bool | None]:
-    """Whether each completion's ``<answer>`` verifies; None where the check itself failed."""
+def _correctness(
+    task: Task, completions: Sequence[Any], answer: Sequence[Any], question: Sequence[Any] | None = None
+) -> list[bool | None]:
+    """Whether each completion verifies (:func:`r1lib.tasks.base.verify`); None where the check itself failed."""
+    questions = question if question is not None else [""] * len(completions)
     verdicts: list[bool | None] = []
-    for completion, gold in zip(completions, answer, strict=True):
+    for completion, gold, asked in zip(completions, answer, questions, strict=True):
         try:
-            predicted = extract_answer(completion_text(completion))
-            verdicts.append(predicted is not None and bool(task.check_answer(predicted, Example("", str(gold)))))
+            verdicts.append(verify(task, completion_text(completion), Example(str(asked), str(gold))))
         except Exception:  # noqa: BLE001 - one broken check must not void the others' scores
             verdicts.append(None)
     return verdicts
@@ -212,6 +237,7 @@ def make_cosine_scaled_reward(
     max_len: int = 1000,
     tokenizer: Any | None = None,
     name: str = "cosine_scaled",
+    unit: str | None = None,
 ) -> RewardFunc:
     """Correctness scaled by length along a half cosine ("Demystifying Long CoT Reasoning", Yeo et al. 2025).
 
@@ -219,7 +245,9 @@ def make_cosine_scaled_reward(
     ``max_len``): a correct answer gets ``min_value_correct + (max_value_correct - min_value_correct) c``
     (short and right is best), a wrong one gets ``max_value_wrong + (min_value_wrong - max_value_wrong) c``
     (short and wrong is worst: thinking longer is encouraged when it does not help yet).
+    Lengths are in ``unit`` (characters, or tokens: the default when a ``tokenizer`` is given).
     """
+    unit = _unit(unit, tokenizer)
     if max_len <= 0:
         raise ValueError(f"max_len must be positive, got {max_len}")
     if not min_value_wrong <= max_value_wrong or not min_value_correct <= max_value_correct:
@@ -227,14 +255,16 @@ def make_cosine_scaled_reward(
 
     @never_raises
     def cosine_scaled(
-        prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any
+        prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], question: Sequence[Any] | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None, **_: Any,
     ) -> list[float | None]:
         scores: list[float | None] = []
-        for completion, correct in zip(completions, _correctness(task, completions, answer)):
+        lengths = _lengths(completions, completion_ids, unit, tokenizer)
+        for length, correct in zip(lengths, _correctness(task, completions, answer, question)):
             if correct is None:
                 scores.append(None)
                 continue
-            progress = min(_length(completion_text(completion), tokenizer) / max_len, 1.0)
+            progress = min(length / max_len, 1.0)
             shape = 0.5 * (1.0 + math.cos(math.pi * progress))
             if correct:
                 scores.append(min_value_correct + (max_value_correct - min_value_correct) * shape)
@@ -250,25 +280,30 @@ def _prompt_key(prompt: Any) -> str:
     return prompt if isinstance(prompt, str) else repr(prompt)
 
 
-def make_kimi_length_reward(task: Task, tokenizer: Any | None = None, name: str = "kimi_length") -> RewardFunc:
+def make_kimi_length_reward(
+    task: Task, tokenizer: Any | None = None, name: str = "kimi_length", unit: str | None = None
+) -> RewardFunc:
     """Kimi k1.5's length reward, relative to the other completions of the same prompt in the batch.
 
     ``lam = 0.5 - (len - min_len) / (max_len - min_len)`` over the group; a correct completion gets
     ``lam`` (the shortest +0.5, the longest -0.5), a wrong one ``min(0, lam)`` (never rewarded for
-    being short). A group whose completions all have one length gets 0.0.
+    being short). A group whose completions all have one length gets 0.0. Lengths are in ``unit``
+    (characters, or tokens: the default when a ``tokenizer`` is given).
     """
+    unit = _unit(unit, tokenizer)
 
     @never_raises
     def kimi_length(
-        prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], **_: Any
+        prompts: Sequence[Any], completions: Sequence[Any], answer: Sequence[Any], question: Sequence[Any] | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None, **_: Any,
     ) -> list[float | None]:
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        lengths = [_length(completion_text(c), tokenizer) for c in completions]
+        lengths = _lengths(completions, completion_ids, unit, tokenizer)
         groups: dict[str, list[int]] = {}
         for i, prompt in enumerate(prompts):
             groups.setdefault(_prompt_key(prompt), []).append(i)
-        correctness = _correctness(task, completions, answer)
+        correctness = _correctness(task, completions, answer, question)
         scores: list[float | None] = [None] * len(completions)
         for members in groups.values():
             shortest, longest = min(lengths[i] for i in members), max(lengths[i] for i in members)
@@ -288,12 +323,15 @@ def make_soft_overlong_punishment(
     soft_cache_length: int,
     tokenizer: Any | None = None,
     name: str = "soft_overlong_punishment",
+    unit: str | None = None,
 ) -> RewardFunc:
     """DAPO's soft overlong punishment: 0 up to ``max - cache``, then linearly down to -1 at ``max``.
 
     Completions longer than ``max_completion_length`` get -1. Truncated completions are then
-    discouraged smoothly instead of by a cliff.
+    discouraged smoothly instead of by a cliff. Lengths are in ``unit`` (characters, or tokens: the
+    default when a ``tokenizer`` is given); a trainer's ``max_completion_length`` counts tokens.
     """
+    unit = _unit(unit, tokenizer)
     if not 0 < soft_cache_length <= max_completion_length:
         raise ValueError(
             f"need 0 < soft_cache_length <= max_completion_length, got {soft_cache_length}, {max_completion_length}"
@@ -301,10 +339,12 @@ def make_soft_overlong_punishment(
     free = max_completion_length - soft_cache_length
 
     @never_raises
-    def soft_overlong_punishment(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+    def soft_overlong_punishment(
+        prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Sequence[int]] | None = None,
+        **_: Any,
+    ) -> list[float | None]:
         scores: list[float | None] = []
-        for completion in completions:
-            length = _length(completion_text(completion), tokenizer)
+        for length in _lengths(completions, completion_ids, unit, tokenizer):
             if length <= free:
                 scores.append(0.0)
             elif length <= max_completion_length:
@@ -322,8 +362,9 @@ def make_repetition_penalty(
 ) -> RewardFunc:
     """``max_penalty`` times the share of repeated n-grams: ``(1 - distinct / total) * max_penalty``.
 
-    N-grams are over whitespace-separated, lower-cased words (over token ids when a ``tokenizer`` is
-    given). Text with fewer than ``ngram_size`` units gets 0.0. Scores lie in ``[max_penalty, 0]``.
+    N-grams are over whitespace-separated, lower-cased words, or over token ids when a ``tokenizer``
+    is given (the ``completion_ids`` a trainer passes are used as they are). Text with fewer than
+    ``ngram_size`` units gets 0.0. Scores lie in ``[max_penalty, 0]``.
     """
     if ngram_size < 1:
         raise ValueError(f"ngram_size must be >= 1, got {ngram_size}")
@@ -331,11 +372,16 @@ def make_repetition_penalty(
         raise ValueError(f"max_penalty must be <= 0 (it is a penalty), got {max_penalty}")
 
     @never_raises
-    def repetition_penalty(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+    def repetition_penalty(
+        prompts: Sequence[Any], completions: Sequence[Any], completion_ids: Sequence[Sequence[int]] | None = None,
+        **_: Any,
+    ) -> list[float | None]:
         scores: list[float | None] = []
-        for completion in completions:
-            text = completion_text(completion)
-            units = text.lower().split() if tokenizer is None else _token_ids(text, tokenizer)
+        for i, completion in enumerate(completions):
+            if tokenizer is None:
+                units = completion_text(completion).lower().split()
+            else:
+                units = list(completion_ids[i]) if completion_ids is not None else _token_ids(completion_text(completion), tokenizer)
             total = len(units) - ngram_size + 1
             if total <= 0:
                 scores.append(0.0)

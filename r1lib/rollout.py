@@ -35,6 +35,36 @@ class Rollout:
         """Number of generated tokens per row (EOS included)."""
         return self.completion_mask.sum(dim=1)
 
+    def select_rows(self, rows: list[int]) -> Rollout:
+        """The given rows, in that order (whole groups keep ``num_generations``)."""
+        index = torch.tensor(rows, dtype=torch.long, device=self.prompt_ids.device)
+        return Rollout(
+            self.prompt_ids[index], self.prompt_mask[index], self.completion_ids[index], self.completion_mask[index],
+            self.is_truncated[index], [self.texts[r] for r in rows], self.num_generations,
+        )
+
+
+def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
+    """Stack rollouts of possibly different widths: prompts stay left-padded, completions right-padded."""
+    if len(parts) == 1:
+        return parts[0]
+
+    def pad(t: torch.Tensor, width: int, value: int, left: bool) -> torch.Tensor:
+        extra = width - t.shape[1]
+        return torch.nn.functional.pad(t, (extra, 0) if left else (0, extra), value=value)
+
+    prompt_width = max(p.prompt_ids.shape[1] for p in parts)
+    completion_width = max(p.completion_ids.shape[1] for p in parts)
+    return Rollout(
+        torch.cat([pad(p.prompt_ids, prompt_width, pad_id, True) for p in parts]),
+        torch.cat([pad(p.prompt_mask, prompt_width, 0, True) for p in parts]),
+        torch.cat([pad(p.completion_ids, completion_width, pad_id, False) for p in parts]),
+        torch.cat([pad(p.completion_mask, completion_width, 0, False) for p in parts]),
+        torch.cat([p.is_truncated for p in parts]),
+        [t for p in parts for t in p.texts],
+        parts[0].num_generations,
+    )
+
 
 def _cache_keyword(model) -> str:
     """``cache`` in transformers >= 5.2x, ``past_key_values`` before (what Colab may still have)."""

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import html
+import inspect
 import json
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,24 @@ class LiveCurves:
 
             clear_output(wait=True)
             display(self._figure)
+
+
+def show_source(*objects: Any) -> str:
+    """Display the library's own source of functions or methods (not a copy that could drift).
+
+    In a notebook it renders as a highlighted code block; elsewhere it is printed. Returns the text.
+    """
+    text = "\n\n".join(textwrap.dedent(inspect.getsource(obj)).rstrip() for obj in objects)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is not None and get_ipython() is not None:
+        display(Markdown(f"```python\n{text}\n```"))
+    else:
+        print(text)
+    return text
 
 
 def load_completions(path: str | Path) -> list[dict[str, Any]]:

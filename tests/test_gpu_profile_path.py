@@ -4,6 +4,7 @@ reference), run on the CPU with a randomly initialised small Qwen2 model. Nothin
 import json
 from dataclasses import replace
 
+import pytest
 import torch
 
 from r1lib.checkpoint import latest_checkpoint
@@ -48,8 +49,9 @@ def test_gpu_profile_runs_on_cpu_with_local_files(random_model, tiny_tokenizer, 
         """A random model is never right; reward length so that groups have spread and LoRA learns."""
         return [float(len(c)) for c in completions]
 
-    trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [*exp.reward_funcs, length_reward], exp.train_examples,
-                          profile.grpo, tmp_path / "run", eval_examples=exp.eval_examples, progress=False)
+    with pytest.warns(UserWarning, match="max_position_embeddings"):  # the system prompt is long in characters
+        trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [*exp.reward_funcs, length_reward], exp.train_examples,
+                              profile.grpo, tmp_path / "run", eval_examples=exp.eval_examples, progress=False)
     assert trainer.ref_model is None  # the reference is the model with its adapter disabled
     history = trainer.train()
 
@@ -62,3 +64,15 @@ def test_gpu_profile_runs_on_cpu_with_local_files(random_model, tiny_tokenizer, 
     assert any(not torch.equal(params[n], p) for n, p in lora_before.items())
     checkpoint = latest_checkpoint(tmp_path / "run" / "checkpoints")
     assert checkpoint.name == "step-000002" and (checkpoint / "adapter_model.safetensors").exists()
+
+
+def test_a_missing_local_model_path_is_not_tried_on_the_hub(tmp_path):
+    from r1lib.models import load_model_and_tokenizer
+
+    with pytest.raises(FileNotFoundError, match="no model directory at"):
+        load_model_and_tokenizer(ModelSpec(str(tmp_path / "nowhere" / "model")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="holds no model"):
+        load_model_and_tokenizer(ModelSpec(str(tmp_path / "empty")))
+    with pytest.raises(OSError, match="not a local directory, and loading it from the Hugging Face hub failed"):
+        load_model_and_tokenizer(ModelSpec("no-such-owner/no-such-model-r1lib"))

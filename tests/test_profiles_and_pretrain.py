@@ -1,12 +1,15 @@
 import json
 import random
+from dataclasses import replace
 
 import pytest
 import torch
 
-from r1lib.profiles import get_profile, with_overrides
-from r1lib.tasks import ChainTask
-from r1lib.tiny.pretrain import PretrainConfig, lr_factor, make_batch, pretrain
+from r1lib.profiles import get_profile, runs_dir, with_overrides
+from r1lib.tasks.registry import TaskData, load_task, register_task, task_names
+from r1lib.tiny.corpus import sample_document
+from r1lib.tiny.model import TinyModelConfig
+from r1lib.tiny.pretrain import PretrainConfig, collate, pretrain
 from r1lib.widgets import CompletionBrowser
 
 
@@ -20,36 +23,63 @@ def test_profile_selection(monkeypatch):
         get_profile("tpu")
     cpu = get_profile("cpu")
     assert with_overrides(cpu, beta=0.0).grpo.beta == 0.0 and cpu.grpo.beta == 0.01
+    assert with_overrides(cpu, "sft", max_steps=7).sft.max_steps == 7
     with pytest.raises(ValueError, match="num_generations"):
         with_overrides(cpu, num_generations=1)
+    with pytest.raises(ValueError, match="stage must be"):
+        with_overrides(cpu, "ppo", max_steps=1)
 
 
-def test_learning_rate_schedule():
-    config = PretrainConfig(steps=1000, warmup_steps=100, min_lr_ratio=0.1)
-    assert lr_factor(0, config) == pytest.approx(0.01)
-    assert lr_factor(99, config) == pytest.approx(1.0)
-    assert lr_factor(999, config) == pytest.approx(0.1, abs=1e-3)
+def test_runs_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("R1LIB_RUNS_DIR", str(tmp_path))
+    assert runs_dir("03", "cpu") == tmp_path / "03" / "cpu"
+
+
+def test_task_registry():
+    assert {"chain", "search", "general", "gsm8k", "countdown"} <= set(task_names())
+    data = load_task("search", num_train=50, num_eval=20, seed=1)
+    assert len(data.train) == 50 and len(data.eval) == 20
+    assert not {e.question for e in data.train} & {e.question for e in data.eval}
+    assert load_task("search", 5, 20, seed=2).eval == data.eval  # one fixed held-out set
+    with pytest.raises(ValueError, match="unknown task 'chess'"):
+        load_task("chess", 1, 1)
+
+    @register_task("test-echo")
+    def echo(num_train, num_eval, seed, data_dir):
+        return TaskData(data.task, data.train[:num_train], data.eval[:num_eval])
+
+    assert len(load_task("test-echo", 3, 2).train) == 3
+    with pytest.raises(ValueError, match="already registered"):
+        register_task("test-echo")(echo)
 
 
 def test_batches_mask_the_prompt(tiny_tokenizer):
-    ids, mask, labels = make_batch(tiny_tokenizer, ChainTask(), random.Random(0), PretrainConfig(batch_size=4), 0.0)
-    assert ids.shape == labels.shape == mask.shape and ids.shape[0] == 4
+    rng = random.Random(0)
+    documents = [sample_document(rng, PretrainConfig().corpus, 0.0) for _ in range(6)]
+    ids, mask, labels = collate(tiny_tokenizer, documents)
+    assert ids.shape == labels.shape == mask.shape and ids.shape[0] == 6
     assistant = tiny_tokenizer.convert_tokens_to_ids("<|assistant|>")
-    for row, label in zip(ids.tolist(), labels.tolist()):
+    for row, label, (_, reply) in zip(ids.tolist(), labels.tolist(), documents):
         cut = row.index(assistant) + 1
         assert all(x == -100 for x in label[:cut]) and label[cut] != -100  # loss starts at the reply
+        reply_ids = [x for x in label if x != -100]
+        assert tiny_tokenizer.decode(reply_ids) == reply + tiny_tokenizer.eos_token
 
 
 def test_short_pretraining_learns_and_resumes(tmp_path):
-    config = PretrainConfig(steps=60, batch_size=16, warmup_steps=10, eval_every=30, eval_examples=16)
+    small = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
+    config = PretrainConfig(max_steps=60, per_device_train_batch_size=16, warmup_steps=10, save_steps=30, eval_steps=60,
+                            eval_examples=8, model=small)
     stats = pretrain(tmp_path / "base", config, progress=False)
-    log = [json.loads(line) for line in (tmp_path / "base.work" / "pretrain_log.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in log] == [30, 60]
-    assert log[-1]["loss"] < 2.0  # from ~4.7 (uniform over 109 tokens): the format is being learned
-    assert set(stats) >= {"pass@1", "reasoning_rate", "forced_reasoning_pass@1", "forced_direct_pass@1"}
+    log = [json.loads(line) for line in (tmp_path / "base" / "pretrain_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 61))
+    assert log[0]["loss"] > 4.5 and log[-1]["loss"] < 3.6  # from ~4.7, uniform over 109 tokens
+    assert set(stats) >= {"chain/pass@1", "search/reasoning_rate", "chain/forced_reasoning_pass@1"}
     assert (tmp_path / "base" / "model.safetensors").exists() and (tmp_path / "base" / "tokenizer.json").exists()
-    # A second call finds the finished work and resumes at the last step instead of starting over.
-    again = pretrain(tmp_path / "base", config, progress=False)
+    saved = json.loads((tmp_path / "base" / "pretrain_config.json").read_text())
+    assert saved["max_steps"] == 60 and saved["model"]["hidden_size"] == 64
+    # A second call finds the finished work: it resumes at the last step, trains and evaluates nothing.
+    again = pretrain(tmp_path / "base", replace(config), progress=False)
     assert again == stats
 
 

@@ -122,7 +122,7 @@ def test_training_ranks_held_out_requests(tiny_tokenizer, one_thread):
     untrained = preference_accuracy(scorer, test_pairs)
     assert 0.3 <= untrained <= 0.7, untrained
 
-    config = RewardModelConfig(steps=150, batch_size=16, learning_rate=2e-3)
+    config = RewardModelConfig(max_steps=150, per_device_train_batch_size=16, learning_rate=1e-3)
     history = train_reward_model(model, tiny_tokenizer, train_pairs, config, progress=False)
     assert len(history) == 150 and history[-1]["loss"] < history[0]["loss"]
     trained = preference_accuracy(scorer, test_pairs)
@@ -154,10 +154,10 @@ def test_backbone_weights_come_from_a_causal_lm(tiny_tokenizer, tmp_path):
 def test_config_validation():
     with pytest.raises(ValueError, match="learning_rate"):
         RewardModelConfig(learning_rate=0.0)
-    with pytest.raises(ValueError, match="warmup_steps"):
-        RewardModelConfig(steps=5, warmup_steps=10)
-    with pytest.raises(ValueError, match="batch_size"):
-        RewardModelConfig(batch_size=0)
+    with pytest.raises(ValueError, match="warm-up"):
+        RewardModelConfig(max_steps=5, warmup_steps=10)
+    with pytest.raises(ValueError, match="per_device_train_batch_size"):
+        RewardModelConfig(per_device_train_batch_size=0)
 
 
 # ----------------------------------------------------------------------------- as a TRL reward

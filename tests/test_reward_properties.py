@@ -23,18 +23,19 @@ from r1lib.rewards import (
     tiny_language_consistency_reward,
 )
 from r1lib.tasks import ChainTask, CountdownTask, GSM8KTask, MathTask
+from r1lib.tasks.search import SearchTask
 
 SENTINEL = Path("/tmp/r1lib_pwned")
 PAYLOAD = f"__import__('pathlib').Path('{SENTINEL}').touch()"
 BATCH = 5
-EXAMPLES = 2000  # x BATCH = 10,000 completions
+EXAMPLES = 1000  # x BATCH = 5,000 completions
 
 # Reference answers per task, one per completion of a batch (the trainer repeats them per group).
-GOLDS = {"chain": "7", "gsm8k": "72", "countdown": "(3 + 5) * 2", "math": "\\frac{1}{2}"}
+GOLDS = {"chain": "7", "gsm8k": "72", "countdown": "(3 + 5) * 2", "math": "\\frac{1}{2}", "search": "8+9"}
 
 
 def reward_functions(tokenizer):
-    tasks = {"chain": ChainTask(), "gsm8k": GSM8KTask(), "countdown": CountdownTask(), "math": MathTask()}
+    tasks = {"chain": ChainTask(), "gsm8k": GSM8KTask(), "countdown": CountdownTask(), "math": MathTask(), "search": SearchTask()}
     accuracies = [(make_accuracy_reward(task, name=f"accuracy_{key}"), GOLDS[key]) for key, task in tasks.items()]
     others = [
         format_reward,
@@ -46,7 +47,8 @@ def reward_functions(tokenizer):
         make_cosine_scaled_reward(MathTask(), max_len=200, name="cosine_math"),
         make_kimi_length_reward(CountdownTask()),
         make_kimi_length_reward(GSM8KTask(), tokenizer=tokenizer, name="kimi_tokens"),
-        make_soft_overlong_punishment(256, 64),  # counts tokens through the same helper as kimi_tokens
+        make_soft_overlong_punishment(256, 64),
+        make_soft_overlong_punishment(256, 64, unit="tokens", name="overlong_ids"),  # counts the completion_ids
         make_repetition_penalty(),
         make_repetition_penalty(ngram_size=2, tokenizer=tokenizer, name="repetition_tokens"),
     ]
@@ -106,7 +108,8 @@ completion = st.one_of(text, soup, surrogates, deep, big_number, tower, tagged, 
 conversational = completion.map(lambda c: [{"role": "assistant", "content": c}])
 batches = st.tuples(
     st.lists(st.one_of(completion, conversational), min_size=BATCH, max_size=BATCH),
-    st.lists(st.sampled_from(["p0", "p1", "p2"]), min_size=BATCH, max_size=BATCH),
+    st.lists(st.sampled_from(["p0", "p1", "3859=7", "1234=5"]), min_size=BATCH, max_size=BATCH),
+    st.lists(st.lists(st.integers(-5, 200_000), max_size=80), min_size=BATCH, max_size=BATCH),
 )
 
 
@@ -146,17 +149,17 @@ def test_every_reward_survives_arbitrary_and_hostile_completions(no_sentinel, ti
     @given(batches)
     def run(batch):
         nonlocal completions_seen
-        completions, prompts = batch
+        completions, prompts, ids = batch
         completions_seen += len(completions)
         for reward, gold in functions:
             start = time.perf_counter()
-            scores = reward(prompts, completions, answer=[gold] * BATCH, question=prompts)
+            scores = reward(prompts, completions, answer=[gold] * BATCH, question=prompts, completion_ids=ids)
             seconds[reward.__name__] += time.perf_counter() - start
             calls[reward.__name__] += 1
             check_scores(scores, BATCH)
 
     run()
-    assert completions_seen >= 10_000
+    assert completions_seen >= 5_000
     assert len(calls) == len(functions)  # distinct names, every function called
     slow = {name: seconds[name] / calls[name] for name in calls if seconds[name] / calls[name] >= 0.05}
     assert not slow, f"mean seconds per call: {slow}"

@@ -310,3 +310,24 @@ def test_gsm8k_hash_marker():
     accuracy = make_accuracy_reward(task)
     scores = accuracy(nones(2), ["<answer>#### 72</answer>", "<answer>#### 7</answer>"], answer=["72", "72"])
     assert scores == [1.0, 0.0]
+
+
+def test_length_rewards_count_the_completion_ids_a_trainer_passes():
+    class NoTokenizing:
+        def encode(self, *args, **kwargs):
+            raise AssertionError("the completion was tokenised again")
+
+    ids = [[5] * 4, [5] * 10]  # token counts differ from the character counts of the texts
+    texts = ["<answer>7</answer>", "<answer>7</answer>"]
+    overlong = make_soft_overlong_punishment(8, 4, tokenizer=NoTokenizing())
+    assert overlong(nones(2), texts, completion_ids=ids) == [0.0, -1.0]
+    cosine = make_cosine_scaled_reward(ChainTask(), max_len=8, unit="tokens")
+    assert cosine(nones(2), texts, answer=["7", "7"], completion_ids=ids) == [pytest.approx(1.0 - 0.5 * 0.5), 0.5]
+    kimi = make_kimi_length_reward(ChainTask(), unit="tokens")
+    assert kimi(["p", "p"], texts, answer=["7", "7"], completion_ids=ids) == [0.5, -0.5]
+    repetition = make_repetition_penalty(ngram_size=2, tokenizer=NoTokenizing())
+    assert repetition(nones(1), ["a b"], completion_ids=[[1, 2, 1, 2, 1]]) == [pytest.approx(-0.5)]
+    # Counting tokens with neither ids nor a tokenizer cannot be done: that row is unscored.
+    assert make_soft_overlong_punishment(8, 4, unit="tokens")(nones(1), texts[:1]) == [None]
+    with pytest.raises(ValueError, match="unit"):
+        make_soft_overlong_punishment(8, 4, unit="words")

@@ -5,7 +5,8 @@ import pytest
 
 from r1lib.tasks import ChainTask, Example, GSM8KTask, load_gsm8k, verify
 from r1lib.tasks.gsm8k import gold_answer, parse_number
-from r1lib.tiny.corpus import CorpusConfig, completion_text, reasoning_trace
+from r1lib.tasks.search import SearchTask
+from r1lib.tiny.corpus import CorpusConfig, chain_trace, sample_document, search_trace
 
 
 def test_chain_answer_and_steps():
@@ -40,21 +41,58 @@ def test_verify_extracts_the_answer_tag():
     assert not verify(task, "8", example)  # no answer tag, no credit
 
 
-def test_reasoning_trace_languages_and_reflection():
+def test_chain_trace_languages():
     task = ChainTask()
     example = task.make_example([1, 2, 3])
-    assert reasoning_trace(task, example, random.Random(0)) == "<think>1+2+3 so 3+3 so 6</think>"
-    assert " luego " in reasoning_trace(task, example, random.Random(0), language="es")
-    reflective = reasoning_trace(task, example, random.Random(0), reflect=True)
-    assert " wait " in reflective and reflective.endswith("6</think>")
+    assert chain_trace(task, example, random.Random(0)) == "<think>1+2+3 so 3+3 so 6</think>"
+    assert chain_trace(task, example, random.Random(0), language="es") == "<think>1+2+3 luego 3+3 luego 6</think>"
+    with pytest.raises(ValueError, match="language"):
+        chain_trace(task, example, random.Random(0), language="fr")
 
 
-def test_corpus_curriculum_controls_trace_fraction():
-    task, rng = ChainTask(), random.Random(0)
+def test_search_task_checks_any_right_pair_and_nothing_else():
+    task = SearchTask()
+    example = task.make_example([3, 8, 5, 9], 7)  # 8+9 = 17 -> 7
+    assert example.question == "3859=7" and example.answer == "8+9"
+    assert task.check_answer("8+9", example) and task.check_answer(" 9 + 8 ", example)
+    assert not task.check_answer("3+5", example)  # sums to 8
+    assert not task.check_answer("8+8", example)  # 8 appears once
+    assert not task.check_answer("8+9+0", example) and not task.check_answer("17", example)
+    assert not task.check_answer("8+9" * 100, example)
+    doubled = task.make_example([4, 4, 1, 2], 8)
+    assert task.check_answer("4+4", doubled)
+    # A reward function only sees the question column: the digits come from the question then.
+    assert task.check_answer("8+9", Example("3859=7", ""))
+    with pytest.raises(ValueError, match="no two of"):
+        task.make_example([0, 0, 0, 0], 5)
+    rng = random.Random(0)
+    assert all(task.check_answer(e.answer, e) for e in (task.sample(rng) for _ in range(200)))
+
+
+def test_search_trace_is_diligent_or_careless():
+    task = SearchTask()
+    example = task.make_example([3, 8, 5, 9], 7)
+    trace, pair = search_trace(task, example, random.Random(0), diligent=True)
+    assert trace == "<think>3+8=1 wait 3+5=8 wait 3+9=2 wait 8+5=3 wait 8+9=7</think>" and pair == "8+9"
+    trace, pair = search_trace(task, example, random.Random(0), diligent=False)
+    assert trace == "<think>3+8=1</think>" and pair == "3+8"  # answers the first pair, right or wrong
+    assert " espera " in search_trace(task, example, random.Random(0), language="es")[0]
+
+
+def test_corpus_curriculum_and_families():
+    rng = random.Random(0)
     config = CorpusConfig(trace_fraction_early=0.9, trace_fraction_late=0.1)
-    early = sum("<think>" in completion_text(task, task.sample(rng), rng, config, 0.1) for _ in range(400))
-    late = sum("<think>" in completion_text(task, task.sample(rng), rng, config, 0.9) for _ in range(400))
-    assert early > 300 and late < 80
+    early = [sample_document(rng, config, 0.1) for _ in range(600)]
+    late = [sample_document(rng, config, 0.9) for _ in range(600)]
+    reasoning = lambda docs: [d for d in docs if "=" in d[0][0]["content"] or "+" in d[0][0]["content"]]  # noqa: E731
+    thinks = lambda docs: sum("<think>" in reply for _, reply in reasoning(docs)) / len(reasoning(docs))  # noqa: E731
+    assert thinks(early) > 0.8 and thinks(late) < 0.2
+    general = [reply for prompt, reply in early if not prompt[0]["content"][0].isdigit()]
+    assert 0.1 < len(general) / len(early) < 0.3 and not any("<answer>" in reply for reply in general)
+    waits = [reply for prompt, reply in early if "=" in prompt[0]["content"] and " wait " in reply]
+    assert waits, "diligent search traces exist"
+    with pytest.raises(ValueError, match="family weights"):
+        CorpusConfig(chain_weight=-1.0)
 
 
 def test_gsm8k_parsing_and_check():
@@ -76,3 +114,19 @@ def test_load_gsm8k_from_local_jsonl(tmp_path):
     examples = load_gsm8k(path=path)
     assert [e.answer for e in examples] == ["7", "5"]
     assert load_gsm8k(path=path, limit=1)[0].question.startswith("Tom")
+
+
+def test_load_gsm8k_reports_bad_lines_precisely(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    good = json.dumps({"question": "q", "answer": "#### 7"})
+    path.write_text(good + "\n\n" + '{"question": "q", "answer": ' + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:3: invalid JSON"):
+        load_gsm8k(path=path)
+    path.write_text(good + "\n" + json.dumps({"question": "q"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: GSM8K record lacks the field\(s\) \['answer'\]"):
+        load_gsm8k(path=path)
+    path.write_text(json.dumps({"question": "q", "answer": "so\n#### seven"}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: the gold answer after '####' is not a number: 'seven'"):
+        load_gsm8k(path=path)
+    with pytest.raises(FileNotFoundError, match="no GSM8K file"):
+        load_gsm8k(path=tmp_path / "missing.jsonl")

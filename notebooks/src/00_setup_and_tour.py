@@ -1,6 +1,4 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/r1-course/r1-course/blob/main/notebooks/00_setup_and_tour.ipynb)
-#
 # # 00 · Setup and a tour
 #
 # **What we will see.** This course rebuilds DeepSeek-R1 from its pieces. Everything runs in one of two *profiles*:
@@ -9,15 +7,6 @@
 # * **`gpu` — the real thing.** A Qwen2.5 base model from the Hugging Face hub, GSM8K, fp16 on a free Colab T4, with a LoRA adapter.
 #
 # Both profiles go through **the same `r1lib` calls**: the tiny model is a real `transformers` model and its tokenizer a real `PreTrainedTokenizerFast`. In this notebook we pick a profile, look at the tokenizer and the model, and sample one rollout from the base model.
-
-# %%
-# Colab only: fetch the course and install r1lib. Anywhere else (make course, make lab) this does nothing.
-import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/r1-course"):
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/r1-course/r1-course", "/content/r1-course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/r1-course[gpu,notebooks]"], check=True)
-    os.chdir("/content/r1-course/notebooks")
-    sys.path.insert(0, "/content/r1-course")
 
 # %% [markdown]
 # ## Choosing a profile

@@ -1,6 +1,4 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/r1-course/r1-course/blob/main/notebooks/01_tasks_and_rewards.ipynb)
-#
 # # 01 · Tasks and rewards
 #
 # **What we will see.** R1-Zero's only training signal is a *rule*: a verifier that checks the final answer, plus a check of the output format. No reward model, no human labels. In this notebook we
@@ -8,15 +6,6 @@
 # 1. generate tasks and verify answers,
 # 2. run the **accuracy** and **format** rewards on hand-made completions you can check by eye,
 # 3. see why rules resist reward hacking, then train against a plausible-looking reward that *can* be hacked, and watch RL find the hole.
-
-# %%
-# Colab only: fetch the course and install r1lib. Anywhere else (make course, make lab) this does nothing.
-import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/r1-course"):
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/r1-course/r1-course", "/content/r1-course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/r1-course[gpu,notebooks]"], check=True)
-    os.chdir("/content/r1-course/notebooks")
-    sys.path.insert(0, "/content/r1-course")
 
 # %% [markdown]
 # ## A task: generate, prompt, verify
@@ -146,7 +135,7 @@ print("exact accuracy:", accuracy_reward(None, [unfinished, "<answer>4</answer>"
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.plots import running_mean, series
-from r1lib.profiles import get_profile, with_overrides
+from r1lib.profiles import get_profile, runs_dir, with_overrides
 
 profile = get_profile()
 steps = {"smoke": 30, "cpu": 60, "gpu": 30}[profile.name]
@@ -157,7 +146,7 @@ for name, rewards, weights in [("lenient reward", ["lenient", "accuracy"], [1.0,
     config = with_overrides(profile, max_steps=steps, eval_steps=steps, save_steps=steps, reward_weights=weights,
                             max_completion_length=24, mask_truncated_completions=False).grpo
     trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [funcs[r] for r in rewards], exp.train_examples, config,
-                          f"../runs/01_hacking/{profile.name}/{name.split()[0]}")
+                          runs_dir("01_hacking", profile.name, name.split()[0]))
     runs[name] = trainer.train()
 
 # %%

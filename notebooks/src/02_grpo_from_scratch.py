@@ -1,6 +1,4 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/r1-course/r1-course/blob/main/notebooks/02_grpo_from_scratch.ipynb)
-#
 # # 02 · GRPO from scratch
 #
 # **What we will see.** Group Relative Policy Optimisation (GRPO, from DeepSeekMath) is the RL algorithm behind R1. It has no value network: for each prompt it samples a **group** of `G` completions and uses the group itself as the baseline. We build its loss one piece at a time, on numbers small enough to check by hand:
@@ -10,15 +8,6 @@
 # 3. the k3 estimator of the KL divergence to a frozen reference;
 # 4. how the loss is normalised over tokens, and the **length bias** one of those choices creates;
 # 5. one real gradient step on a model.
-
-# %%
-# Colab only: fetch the course and install r1lib. Anywhere else (make course, make lab) this does nothing.
-import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/r1-course"):
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/r1-course/r1-course", "/content/r1-course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/r1-course[gpu,notebooks]"], check=True)
-    os.chdir("/content/r1-course/notebooks")
-    sys.path.insert(0, "/content/r1-course")
 
 # %%
 import math

@@ -1,6 +1,4 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/r1-course/r1-course/blob/main/notebooks/03_r1_zero.ipynb)
-#
 # # 03 · R1-Zero: reinforcement learning from the base model
 #
 # **What we will see.** DeepSeek-R1-Zero was trained with GRPO straight from a base model, with no supervised fine-tuning. The only signals were *is the answer right?* and *is the format right?* Nobody told it to reason at length. Yet over training
@@ -10,15 +8,6 @@
 # * reflection ("wait, …") appeared on its own.
 #
 # We reproduce the signature on the tiny world in a few minutes on a CPU: **pass@1 up, length up, reasoning up**. On the GPU profile, the same cells train Qwen2.5 on GSM8K.
-
-# %%
-# Colab only: fetch the course and install r1lib. Anywhere else (make course, make lab) this does nothing.
-import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/r1-course"):
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/r1-course/r1-course", "/content/r1-course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/r1-course[gpu,notebooks]"], check=True)
-    os.chdir("/content/r1-course/notebooks")
-    sys.path.insert(0, "/content/r1-course")
 
 # %%
 import json
@@ -31,7 +20,7 @@ from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.plots import plot_before_after, plot_history
-from r1lib.profiles import get_profile
+from r1lib.profiles import get_profile, runs_dir
 from r1lib.widgets import LiveCurves
 
 torch.manual_seed(0)
@@ -58,20 +47,17 @@ print(json.dumps({k: round(v, 3) for k, v in before.items()}, indent=1))
 # %% [markdown]
 # ## The run
 #
-# Everything below is `r1lib.grpo.GRPOTrainer`. One step is: sample `G` completions for each of a few prompts → score them with the accuracy and format rewards → group advantages → the clipped loss with a small KL to the frozen base (β) → one optimiser step. The central lines of `GRPOTrainer.step` are exactly those of notebook 02:
-#
-# ```python
-# out = rollout(model, tokenizer, prompts, cfg.num_generations, cfg.max_completion_length, cfg.temperature, ...)
-# rewards, reward_metrics = self._score(examples, out)
-# advantages = group_advantages(rewards, cfg.num_generations, cfg.scale_rewards)
-# logps, entropy = completion_logps(model, out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask)
-# loss = grpo_loss(logps, old_logps, advantages, mask, cfg, ref_logps).loss
-# ```
-#
+# Everything below is `r1lib.grpo.GRPOTrainer`. One step is: sample `G` completions for each of a few prompts → score them with the accuracy and format rewards → group advantages → the clipped loss with a small KL to the frozen base (β) → one optimiser step. These are the trainer's own lines (printed from the library, not copied):
+
+# %%
+from r1lib.widgets import show_source
+show_source(GRPOTrainer.training_step, GRPOTrainer.prepare, GRPOTrainer.optimise)
+
+# %% [markdown]
 # Settings that matter on the tiny world: `loss_type="dr_grpo"` and `scale_rewards="none"` (no length bias, no per-prompt re-weighting), truncated completions masked out, β = 0.01. The curves redraw live; metrics go to `runs/03_r1_zero/metrics.jsonl`, sampled completions to `completions.jsonl`, and checkpoints to `checkpoints/`. Stop the cell at any time: the trainer saves a checkpoint, and `trainer.train(resume_from=True)` continues.
 
 # %%
-run_dir = Path("../runs/03_r1_zero") / profile.name
+run_dir = runs_dir("03_r1_zero", profile.name)
 trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, exp.reward_funcs, exp.train_examples, config, run_dir,
                       eval_examples=exp.eval_examples[: config.eval_examples], callbacks=[LiveCurves(every=10)])
 began = time.time()
@@ -144,7 +130,7 @@ for step in (1, trainer.state.step):
 from r1lib.profiles import with_overrides
 original = with_overrides(profile, loss_type="grpo", scale_rewards="group", max_steps=min(30, config.max_steps))
 print(original.grpo.loss_type, original.grpo.scale_rewards, original.grpo.max_steps)
-# exp2 = build_experiment(original); GRPOTrainer(exp2.model, ..., original.grpo, "../runs/03_original").train()
+# exp2 = build_experiment(original); GRPOTrainer(exp2.model, ..., original.grpo, runs_dir("03_original")).train()
 
 # %% [markdown]
 # ## Checks

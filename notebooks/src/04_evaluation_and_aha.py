@@ -1,6 +1,4 @@
 # %% [markdown]
-# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/r1-course/r1-course/blob/main/notebooks/04_evaluation_and_aha.ipynb)
-#
 # # 04 · Evaluation and the "aha moment"
 #
 # **What we will see.** How the R1 paper measures a reasoning model, applied to the R1-Zero run of notebook 03:
@@ -10,15 +8,6 @@
 # * **cons@k** (self-consistency): the majority vote of k samples. On AIME 2024, R1-Zero scored 71.0 pass@1 and 86.7 cons@64.
 # * **The "aha moment"**: the paper watched reflection words such as "wait" grow over training. We count the same ten words across the checkpoints of notebook 03.
 # * A **completion browser** to read what the model actually wrote.
-
-# %%
-# Colab only: fetch the course and install r1lib. Anywhere else (make course, make lab) this does nothing.
-import os, subprocess, sys
-if "google.colab" in sys.modules and not os.path.exists("/content/r1-course"):
-    subprocess.run(["git", "clone", "--depth", "1", "https://github.com/r1-course/r1-course", "/content/r1-course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/r1-course[gpu,notebooks]"], check=True)
-    os.chdir("/content/r1-course/notebooks")
-    sys.path.insert(0, "/content/r1-course")
 
 # %%
 from dataclasses import replace
@@ -31,12 +20,12 @@ from r1lib.evaluate import REFLECTION_WORDS, evaluate, evaluate_checkpoints, pas
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.models import load_model_and_tokenizer, load_trained
-from r1lib.profiles import get_profile
+from r1lib.profiles import get_profile, runs_dir
 
 profile = get_profile()
 exp = build_experiment(profile, seed=0)
 config = profile.grpo
-run_dir = Path("../runs/03_r1_zero") / profile.name
+run_dir = runs_dir("03_r1_zero", profile.name)
 
 # %% [markdown]
 # ## The checkpoints of notebook 03

@@ -83,17 +83,53 @@ class GSM8KTask:
         return predicted is not None and gold is not None and abs(predicted - gold) < 1e-6 * max(1.0, abs(gold))
 
 
-def _to_example(record: dict) -> Example:
-    return Example(record["question"], gold_answer(record["answer"]), {"solution": record["answer"]})
+REQUIRED_FIELDS = ("question", "answer")
+
+
+def _to_example(record: object, where: str) -> Example:
+    """One GSM8K record as an Example; errors say where the record came from and what is wrong."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: a GSM8K record is a JSON object, got {type(record).__name__}")
+    missing = [f for f in REQUIRED_FIELDS if f not in record]
+    if missing:
+        raise ValueError(f"{where}: GSM8K record lacks the field(s) {missing}; it has {sorted(record)}")
+    question, solution = record["question"], record["answer"]
+    if not isinstance(question, str) or not isinstance(solution, str):
+        raise ValueError(f"{where}: 'question' and 'answer' must be strings")
+    try:
+        gold = gold_answer(solution)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+    if parse_number(gold) is None or parse_number(gold) != parse_final_number(solution):
+        raise ValueError(f"{where}: the gold answer after '####' is not a number: {gold[:40]!r}")
+    return Example(question, gold, {"solution": solution})
+
+
+def read_gsm8k_jsonl(path: str | Path) -> list[Example]:
+    """Examples from a local jsonl file in the hub's format; a bad line is an error naming its line number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no GSM8K file at {path}")
+    examples = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
+        examples.append(_to_example(record, where))
+    return examples
 
 
 def load_gsm8k(split: str = "test", path: str | Path | None = None, limit: int | None = None) -> list[Example]:
     """GSM8K examples from a local jsonl ``path`` (offline), or from the hub via ``datasets``."""
     if path is not None:
-        records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+        examples = read_gsm8k_jsonl(path)
     else:
         from datasets import load_dataset  # imported here: only the online path needs it
 
-        records = list(load_dataset(HUB_NAME, "main", split=split))
-    examples = [_to_example(r) for r in records]
+        records = load_dataset(HUB_NAME, "main", split=split)
+        examples = [_to_example(r, f"{HUB_NAME}[{split}][{i}]") for i, r in enumerate(records)]
     return examples[:limit] if limit is not None else examples

@@ -1,17 +1,19 @@
-"""The synthetic pretraining corpus of the tiny world.
+"""The synthetic pretraining corpus of the tiny world: three families of documents.
 
-The corpus is designed so that reasoning *pays but is rare* (DESIGN.md, section 3):
+* **chain** (``3+5+9+2``): a direct answer, or a step-by-step trace ``3+5+9+2 so 8+9+2 so ...``.
+  A tiny model cannot answer long chains directly but can reason them through.
+* **search** (``3851=7``): a direct answer is a *guess* (a random pair of the digits), because an
+  answer given without thinking is one; a trace tries a pair and checks it (``3+8=1``). Most traces
+  are *careless* and answer the first pair they try, right or wrong; a few are *diligent* and go on
+  after a failed check with ``wait``. Reflection exists, rarely, and pays.
+* **general** (``greet Ana``): a plain reply without tags, usually a good one, sometimes one of
+  the flawed kinds the reward model learns to reject.
 
-* most documents answer directly, ``<answer>9</answer>``, which a tiny model cannot do reliably for
-  long chains;
-* a minority reason step by step inside ``<think>``, which a tiny model can learn to do well;
-* a few reasoning traces contain a self-correction (``... 6+2 wait 7+2 ...``) so that reflection
-  exists to be amplified, and some use a second language for the connector words (``luego``,
-  ``espera``), alone or mixed with English, so that a language-consistency reward has something
-  real to fix.
-
-A curriculum shows many traces early (so that reasoning is learned well) and dilutes them later
-(so that the base model mostly answers directly).
+Reasoning *pays but is rare*: most documents answer directly, a minority reason. A curriculum shows
+many traces early (so that reasoning is learned well) and dilutes them later (so that the base
+mostly answers directly). Some traces use a second language for their connector words (``luego``
+for ``so``, ``espera`` for ``wait``), alone or mixed with English, so that a language-consistency
+reward has something real to fix.
 """
 
 from __future__ import annotations
@@ -20,31 +22,43 @@ import random
 from dataclasses import dataclass
 
 from ..format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
-from ..tasks.base import Example
+from ..tasks.base import Example, Messages
 from ..tasks.chain import ChainTask
+from ..tasks.general import GeneralTask
+from ..tasks.search import SearchTask
 from .tokenizer import CONNECTORS_EN, CONNECTORS_ES
 
 LANGUAGES = ("en", "es", "mixed")
+FAMILIES = ("chain", "search", "general")
+Document = tuple[Messages, str]  # (prompt messages, the assistant's reply)
 
 
 @dataclass(frozen=True)
 class CorpusConfig:
     """Mixture proportions of the pretraining corpus."""
 
+    chain_weight: float = 0.4
+    search_weight: float = 0.4
+    general_weight: float = 0.2
     trace_fraction_early: float = 0.6
     trace_fraction_late: float = 0.2
     curriculum_switch: float = 0.5  # fraction of pretraining after which traces become rare
-    reflection_rate: float = 0.1
+    diligent_rate: float = 0.3  # search traces that keep searching after a failed check
     second_language_rate: float = 0.1
     mixed_language_rate: float = 0.1
+    general_flawed_rate: float = 0.3  # general replies of a rejected kind (rude, off topic, ...)
 
     def __post_init__(self) -> None:
-        for name in ("trace_fraction_early", "trace_fraction_late", "curriculum_switch", "reflection_rate"):
+        for name in ("trace_fraction_early", "trace_fraction_late", "curriculum_switch", "diligent_rate",
+                     "second_language_rate", "mixed_language_rate", "general_flawed_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.second_language_rate + self.mixed_language_rate > 1.0:
             raise ValueError("second_language_rate + mixed_language_rate must be at most 1")
+        weights = (self.chain_weight, self.search_weight, self.general_weight)
+        if min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"family weights must be >= 0 with a positive sum, got {weights}")
 
     def trace_fraction(self, progress: float) -> float:
         """Fraction of reasoning documents at ``progress`` in [0, 1] of pretraining."""
@@ -57,44 +71,74 @@ def _connector(word: str, language: str, rng: random.Random) -> str:
     return (CONNECTORS_EN if language == "en" else CONNECTORS_ES)[word]
 
 
-def _wrong_step(step: str, modulus: int, rng: random.Random) -> str:
-    """The step with its first number off by a non-zero amount: a plausible slip."""
-    head, _, tail = step.partition("+")
-    wrong = (int(head) + rng.randint(1, modulus - 1)) % modulus
-    return f"{wrong}+{tail}" if tail else str(wrong)
-
-
-def reasoning_trace(
-    task: ChainTask, example: Example, rng: random.Random, language: str = "en", reflect: bool = False
-) -> str:
-    """The think block for ``example``: rewrite steps joined by connector words.
-
-    With ``reflect``, one step is first written wrongly and then corrected after ``wait``.
-    """
+def chain_trace(task: ChainTask, example: Example, rng: random.Random, language: str = "en") -> str:
+    """The think block of a chain: rewrite steps joined by the ``so`` connector."""
     if language not in LANGUAGES:
         raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
     steps = task.solution_steps(example)
-    slip = rng.randrange(1, len(steps)) if reflect and len(steps) > 1 else -1
-    text = steps[0]
-    for i, step in enumerate(steps[1:], start=1):
-        text += _connector("so", language, rng)
-        if i == slip:
-            text += _wrong_step(step, task.modulus, rng) + _connector("wait", language, rng)
-        text += step
+    text = steps[0] + "".join(_connector("so", language, rng) + step for step in steps[1:])
     return f"{THINK_OPEN}{text}{THINK_CLOSE}"
 
 
-def completion_text(task: ChainTask, example: Example, rng: random.Random, config: CorpusConfig, progress: float) -> str:
-    """One assistant turn of the corpus: either a direct answer or a reasoning trace, then the answer."""
+def search_trace(
+    task: SearchTask, example: Example, rng: random.Random, language: str = "en", diligent: bool = True
+) -> tuple[str, str]:
+    """The think block of a search and the pair it answers: ``a+b=c`` checks joined by ``wait``
+    after each failure (diligent), or just the first check (careless)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"language must be one of {LANGUAGES}, got {language!r}")
+    steps = task.search_steps(example, diligent)
+    checks = [f"{a}+{b}={task.pair_sum((a, b))}" for (a, b), _ in steps]
+    text = checks[0] + "".join(_connector("wait", language, rng) + check for check in checks[1:])
+    (a, b), _ = steps[-1]
+    return f"{THINK_OPEN}{text}{THINK_CLOSE}", f"{a}+{b}"
+
+
+def _language(config: CorpusConfig, rng: random.Random) -> str:
+    draw = rng.random()
+    if draw < config.second_language_rate:
+        return "es"
+    if draw < config.second_language_rate + config.mixed_language_rate:
+        return "mixed"
+    return "en"
+
+
+def chain_reply(task: ChainTask, example: Example, rng: random.Random, config: CorpusConfig, progress: float) -> str:
+    """A chain document's reply: the answer, after a trace for ``trace_fraction`` of documents."""
     answer = f"{ANSWER_OPEN}{example.answer}{ANSWER_CLOSE}"
     if rng.random() >= config.trace_fraction(progress):
         return answer
-    draw = rng.random()
-    if draw < config.second_language_rate:
-        language = "es"
-    elif draw < config.second_language_rate + config.mixed_language_rate:
-        language = "mixed"
-    else:
-        language = "en"
-    reflect = rng.random() < config.reflection_rate
-    return reasoning_trace(task, example, rng, language, reflect) + answer
+    return chain_trace(task, example, rng, _language(config, rng)) + answer
+
+
+def search_reply(task: SearchTask, example: Example, rng: random.Random, config: CorpusConfig, progress: float) -> str:
+    """A search document's reply: a guessed pair, or a (careless or diligent) search and its pair."""
+    if rng.random() >= config.trace_fraction(progress):
+        a, b = rng.sample(task.candidate_pairs(example), 1)[0]
+        return f"{ANSWER_OPEN}{a}+{b}{ANSWER_CLOSE}"
+    language = _language(config, rng)
+    trace, pair = search_trace(task, example, rng, language, diligent=rng.random() < config.diligent_rate)
+    return f"{trace}{ANSWER_OPEN}{pair}{ANSWER_CLOSE}"
+
+
+def general_reply(task: GeneralTask, example: Example, rng: random.Random, config: CorpusConfig) -> str:
+    """A plain reply: preferred, or for ``general_flawed_rate`` of documents a flawed one."""
+    if rng.random() < config.general_flawed_rate:
+        return task.rejected_reply(example, rng)
+    return task.preferred_reply(example, rng)
+
+
+_CHAIN, _SEARCH, _GENERAL = ChainTask(), SearchTask(), GeneralTask()
+
+
+def sample_document(rng: random.Random, config: CorpusConfig, progress: float) -> Document:
+    """One document of the corpus at ``progress`` in [0, 1] of pretraining: (prompt, reply)."""
+    family = rng.choices(FAMILIES, weights=(config.chain_weight, config.search_weight, config.general_weight))[0]
+    if family == "chain":
+        example = _CHAIN.sample(rng)
+        return _CHAIN.prompt(example), chain_reply(_CHAIN, example, rng, config, progress)
+    if family == "search":
+        example = _SEARCH.sample(rng)
+        return _SEARCH.prompt(example), search_reply(_SEARCH, example, rng, config, progress)
+    example = _GENERAL.sample(rng)
+    return _GENERAL.prompt(example), general_reply(_GENERAL, example, rng, config)

@@ -1,79 +1,72 @@
 """Pretrain the tiny base model from scratch on the synthetic corpus.
 
-Rebuild the shipped base (about 30 minutes on one CPU core)::
+Rebuild the shipped base::
 
-    python -m r1lib.tiny.pretrain --out data/tiny-base --steps 4000 --seed 0 --threads 1
+    python -m r1lib.tiny.pretrain --out data/tiny-base --seed 0 --threads 1
 
 The run is deterministic for a given seed, PyTorch version and thread count (floating-point sums
-depend on how work is split across threads). It checkpoints every ``--eval-every`` steps under
-``<out>.work/`` and resumes from there when restarted, so a killed rebuild loses at most that many
-steps.
+depend on how work is split across threads). It is a :class:`r1lib.trainer.Trainer`: it
+checkpoints every ``save_steps`` under ``<out>.work/`` and resumes from there when restarted, so a
+killed rebuild loses at most that many steps and then continues bit for bit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
-import random
-import time
+import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
-from ..checkpoint import atomic_write_text, checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from ..checkpoint import atomic_write_text, save_checkpoint
+from ..configs import TrainingConfig
 from ..evaluate import evaluate
 from ..format import ANSWER_OPEN, THINK_OPEN
-from ..tasks.chain import ChainTask
-from .corpus import CorpusConfig, completion_text
+from ..stream import RandomStream
+from ..trainer import Trainer, TrainerCallback
+from .corpus import CorpusConfig, Document, sample_document
 from .model import TinyModelConfig, build_tiny_model
 from .tokenizer import build_tiny_tokenizer
+from .world import eval_examples, reasoning_tasks
 
-from ..experiment import EVAL_SEED  # noqa: E402  (shared with the GRPO runs)
 
+@dataclass
+class PretrainConfig(TrainingConfig):
+    """Pretraining of a tiny base: the measured recipe (AdamW 1e-3, betas (0.9, 0.98), 200 warm-up
+    steps, cosine decay to a tenth), the corpus mixture and the model's shape."""
 
-@dataclass(frozen=True)
-class PretrainConfig:
-    """Optimisation settings; the defaults are the measured recipe of DESIGN.md section 3."""
-
-    steps: int = 4000
-    batch_size: int = 64
+    max_steps: int = 6000
+    per_device_train_batch_size: int = 64
     learning_rate: float = 1e-3
+    lr_scheduler_type: str = "cosine_with_min_lr"
+    lr_scheduler_kwargs: dict = field(default_factory=lambda: {"min_lr_rate": 0.1})
     warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
-    seed: int = 0
-    eval_every: int = 500
+    adam_beta2: float = 0.98
+    save_steps: int = 500
+    eval_steps: int = 1000
     eval_examples: int = 256
     corpus: CorpusConfig = field(default_factory=CorpusConfig)
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
 
-    def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.eval_every < 1:
-            raise ValueError("steps, batch_size and eval_every must be positive")
-        if self.learning_rate <= 0 or not 0 <= self.min_lr_ratio <= 1:
-            raise ValueError("learning_rate must be positive and min_lr_ratio in [0, 1]")
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.eval_examples < 1:
+            problems.append(f"eval_examples must be >= 1, got {self.eval_examples}")
+        return problems
 
 
-def lr_factor(step: int, config: PretrainConfig) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio``."""
-    if step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def make_batch(tokenizer, task: ChainTask, rng: random.Random, config: PretrainConfig, progress: float):
-    """Token ids, attention mask and labels for one batch; the loss covers the assistant turn only."""
+def collate(tokenizer, documents: list[Document]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded token ids, attention mask and labels; the loss covers the assistant turn only."""
     rows, label_rows = [], []
-    for _ in range(config.batch_size):
-        example = task.sample(rng)
-        prompt = tokenizer.apply_chat_template(task.prompt(example), tokenize=False, add_generation_prompt=True)
-        reply = completion_text(task, example, rng, config.corpus, progress) + tokenizer.eos_token
+    for prompt_messages, reply in documents:
+        prompt = tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        reply_ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
+        reply_ids = tokenizer(reply + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         rows.append(prompt_ids + reply_ids)
         label_rows.append([-100] * len(prompt_ids) + reply_ids)
     width = max(len(r) for r in rows)
@@ -84,87 +77,102 @@ def make_batch(tokenizer, task: ChainTask, rng: random.Random, config: PretrainC
     return input_ids, mask, labels
 
 
-def base_statistics(model, tokenizer, task: ChainTask, n_examples: int = 256, seed: int = 0) -> dict[str, float]:
-    """The numbers that decide whether a base is good for R1-Zero (sampled at temperature 1)."""
-    examples = task.generate(n_examples, seed=EVAL_SEED)
-    free = evaluate(model, tokenizer, task, examples, seed=seed)
-    forced_think = evaluate(model, tokenizer, task, examples, prefill=THINK_OPEN, seed=seed)
-    forced_direct = evaluate(model, tokenizer, task, examples, prefill=ANSWER_OPEN, seed=seed)
-    return {
-        "pass@1": free.pass_at_1,
-        "reasoning_rate": free.reasoning_rate,
-        "reflection_rate": free.reflection_rate,
-        "mean_length": free.mean_length,
-        "forced_reasoning_pass@1": forced_think.pass_at_1,
-        "forced_direct_pass@1": forced_direct.pass_at_1,
-    }
+def base_statistics(model, tokenizer, n_examples: int = 256, seed: int = 0) -> dict[str, float]:
+    """The numbers that decide whether a base is good for R1-Zero, per reasoning task, sampled at
+    temperature 1 on the tiny world's held-out set: free pass@1, reasoning and reflection rates,
+    length, and pass@1 with reasoning forced (``<think>`` pre-filled) or skipped (``<answer>``)."""
+    stats: dict[str, float] = {}
+    for name, task in reasoning_tasks().items():
+        examples = eval_examples(task, n_examples)
+        free = evaluate(model, tokenizer, task, examples, seed=seed)
+        forced_think = evaluate(model, tokenizer, task, examples, prefill=THINK_OPEN, seed=seed)
+        forced_direct = evaluate(model, tokenizer, task, examples, prefill=ANSWER_OPEN, seed=seed)
+        stats.update({
+            f"{name}/pass@1": free.pass_at_1,
+            f"{name}/reasoning_rate": free.reasoning_rate,
+            f"{name}/reflection_rate": free.reflection_rate,
+            f"{name}/mean_length": free.mean_length,
+            f"{name}/forced_reasoning_pass@1": forced_think.pass_at_1,
+            f"{name}/forced_direct_pass@1": forced_direct.pass_at_1,
+        })
+    return stats
+
+
+class PretrainTrainer(Trainer):
+    """Next-token prediction on documents drawn from the tiny world's corpus (a seeded stream)."""
+
+    name = "pretrain"
+    evaluate_at_start = False  # a random model's statistics are all zero
+
+    def __init__(
+        self, model, tokenizer, config: PretrainConfig, output_dir: str | Path | None = None,
+        callbacks: Iterable[TrainerCallback | Callable] = (), progress: bool = True,
+    ) -> None:
+        super().__init__(model, config, output_dir, tokenizer=tokenizer, callbacks=callbacks, progress=progress)
+        self.config: PretrainConfig = config
+        self.stream = self._new_stream()
+
+    def _new_stream(self) -> RandomStream[Document]:
+        return RandomStream(lambda rng, progress: sample_document(rng, self.config.corpus, progress), self.config.seed)
+
+    @property
+    def does_evaluate(self) -> bool:
+        return True
+
+    def on_fresh_start(self) -> None:
+        self.stream = self._new_stream()
+
+    def trainer_state(self) -> dict[str, Any]:
+        return {"stream": self.stream.state_dict()}
+
+    def load_trainer_state(self, state: dict[str, Any]) -> None:
+        self.stream.load_state_dict(state["stream"])
+
+    def training_step(self) -> dict[str, float]:
+        cfg = self.config
+        progress = self.state.step / cfg.max_steps  # the curriculum's position
+        total = 0.0
+        for _ in range(cfg.gradient_accumulation_steps):
+            input_ids, mask, labels = collate(self.tokenizer, self.stream.take(cfg.per_device_train_batch_size, progress=progress))
+            with self.autocast():
+                loss = self.model(
+                    input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device), labels=labels.to(self.device)
+                ).loss
+            self.backward(loss / cfg.gradient_accumulation_steps)
+            total += loss.item() / cfg.gradient_accumulation_steps
+        return {"loss": total}
+
+    def evaluate(self) -> dict[str, float]:
+        stats = base_statistics(self.model, self.tokenizer, self.config.eval_examples)
+        return {f"eval/{k}": v for k, v in stats.items()}
 
 
 def pretrain(out: str | Path, config: PretrainConfig = PretrainConfig(), progress: bool = True) -> dict[str, float]:
-    """Pretrain, checkpointing under ``<out>.work``; save the final base to ``out``; return its statistics."""
+    """Pretrain (resuming from ``<out>.work`` when a run was interrupted), save the final base with
+    its config, statistics and log to ``out``, and return the statistics."""
     out = Path(out)
-    work = out.with_name(out.name + ".work")
-    torch.manual_seed(config.seed)
     tokenizer = build_tiny_tokenizer()
-    task = ChainTask()
     model = build_tiny_model(tokenizer, config.model, seed=config.seed)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, betas=(0.9, 0.98), weight_decay=config.weight_decay
-    )
-    rng = random.Random(config.seed)
-    start = 0
-    resume = latest_checkpoint(work)
-    if resume is not None:
-        state = load_checkpoint(resume, model, optimizer)
-        start = state["step"]
-        rng.setstate((state["corpus_rng"][0], tuple(state["corpus_rng"][1]), state["corpus_rng"][2]))
-        print(f"resumed from {resume} at step {start}")
-    log_path = work / "pretrain_log.jsonl"
-    work.mkdir(parents=True, exist_ok=True)
-    model.train()
-    bar = tqdm(range(start, config.steps), desc="pretrain", disable=not progress, initial=start, total=config.steps)
-    began = time.time()
-    for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * lr_factor(step, config)
-        input_ids, mask, labels = make_batch(tokenizer, task, rng, config, step / config.steps)
-        loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-        done = step + 1
-        if done % config.eval_every == 0 or done == config.steps:
-            stats = base_statistics(model, tokenizer, task, config.eval_examples)
-            model.train()
-            record = {"step": done, "loss": loss.item(), "elapsed_s": time.time() - began, **stats}
-            with log_path.open("a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            bar.write(json.dumps(record))
-            version, internal, gauss = rng.getstate()
-            save_checkpoint(
-                work / checkpoint_name(done), model, tokenizer, optimizer,
-                {"step": done, "corpus_rng": [version, list(internal), gauss]},
-            )
+    trainer = PretrainTrainer(model, tokenizer, config, out.with_name(out.name + ".work"), progress=progress)
+    trainer.train(resume_from=True)
     model.eval()
-    stats = base_statistics(model, tokenizer, task, config.eval_examples)
+    stats = {k.removeprefix("eval/"): v for k, v in trainer.state.history[-1].items() if k.startswith("eval/")}
     save_checkpoint(out, model, tokenizer)
     atomic_write_text(out / "pretrain_config.json", json.dumps(asdict(config), indent=2))
     atomic_write_text(out / "base_statistics.json", json.dumps(stats, indent=2))
+    shutil.copyfile(trainer.metrics_path, out / "pretrain_log.jsonl")
     return stats
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/tiny-base")
-    parser.add_argument("--steps", type=int, default=PretrainConfig.steps)
+    parser.add_argument("--steps", type=int, default=PretrainConfig.max_steps)
     parser.add_argument("--seed", type=int, default=PretrainConfig.seed)
-    parser.add_argument("--eval-every", type=int, default=PretrainConfig.eval_every)
     parser.add_argument("--threads", type=int, default=1, help="torch threads; results depend on it")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    stats = pretrain(args.out, PretrainConfig(steps=args.steps, seed=args.seed, eval_every=args.eval_every))
+    stats = pretrain(args.out, PretrainConfig(max_steps=args.steps, seed=args.seed))
     print(json.dumps(stats, indent=2))
 
 

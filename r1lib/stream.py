@@ -1,0 +1,86 @@
+"""Seeded, checkpointable streams of training items.
+
+Every trainer draws its data from one of these, and saves the stream's state in its checkpoints,
+so that a resumed run sees exactly the items the uninterrupted run would have seen.
+
+* :class:`ExampleStream`: the items of a finite list, in a fresh seeded shuffle every epoch.
+* :class:`RandomStream`: an endless stream made by a function of a seeded ``random.Random``
+  (procedurally generated documents, as in the tiny world's pretraining).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class ExampleStream(Generic[T]):
+    """Items of ``items`` in a seeded shuffle; every item is seen once before any repeats.
+
+    The state is two integers (epoch and position): the order of an epoch is recomputed from the
+    seed, so a checkpoint stays small whatever the data size.
+    """
+
+    def __init__(self, items: Sequence[T], seed: int = 0) -> None:
+        if not items:
+            raise ValueError("an ExampleStream needs at least one item")
+        self.items = list(items)
+        self.seed = seed
+        self.epoch = 0
+        self.position = 0
+        self._order = self._shuffled(0)
+
+    def _shuffled(self, epoch: int) -> list[int]:
+        order = list(range(len(self.items)))
+        random.Random(self.seed * 1_000_003 + epoch).shuffle(order)
+        return order
+
+    def take(self, count: int) -> list[T]:
+        """The next ``count`` items, crossing into a new epoch (and shuffle) when needed."""
+        if count < 0:
+            raise ValueError(f"count must be >= 0, got {count}")
+        picked = []
+        while len(picked) < count:
+            if self.position == len(self.items):
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._shuffled(self.epoch)
+            picked.append(self.items[self._order[self.position]])
+            self.position += 1
+        return picked
+
+    def state_dict(self) -> dict[str, int]:
+        """JSON-able state; :meth:`load_state_dict` restores it."""
+        return {"epoch": self.epoch, "position": self.position, "size": len(self.items), "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        if state.get("size", len(self.items)) != len(self.items):
+            raise ValueError(
+                f"the checkpoint's stream had {state['size']} items, this one has {len(self.items)}: "
+                "resume with the same training data"
+            )
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = self._shuffled(self.epoch)
+
+
+class RandomStream(Generic[T]):
+    """An endless stream of ``make(rng, **kwargs)`` results from one seeded ``random.Random``."""
+
+    def __init__(self, make: Callable[..., T], seed: int = 0) -> None:
+        self.make = make
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def take(self, count: int, **kwargs: Any) -> list[T]:
+        """The next ``count`` items; ``kwargs`` go to ``make`` (e.g. the curriculum's progress)."""
+        return [self.make(self.rng, **kwargs) for _ in range(count)]
+
+    def state_dict(self) -> dict[str, Any]:
+        version, internal, gauss = self.rng.getstate()
+        return {"rng": [version, list(internal), gauss], "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,320 @@
+"""The shared training loop: schedule, mixed precision on the CPU, logging, callbacks, checkpoints,
+resume and its refusals, checked on a small language-modelling trainer."""
+
+import json
+import math
+
+import pytest
+import torch
+from transformers import get_scheduler
+
+from r1lib.checkpoint import complete_checkpoints, latest_checkpoint
+from r1lib.configs import GRPOConfig, SFTConfig, TrainingConfig
+from r1lib.stream import ExampleStream, RandomStream
+from r1lib.tiny.model import TinyModelConfig, build_tiny_model
+from r1lib.trainer import Trainer, TrainerCallback, log_to
+
+SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+
+
+class ToyTrainer(Trainer):
+    """Language modelling on fixed random sequences, drawn from a checkpointed stream."""
+
+    name = "toy"
+
+    def __init__(self, model, config, output_dir=None, **kwargs):
+        super().__init__(model, config, output_dir, **kwargs)
+        generator = torch.Generator().manual_seed(0)
+        self.rows = [torch.randint(10, 100, (12,), generator=generator) for _ in range(20)]
+        self.stream = ExampleStream(self.rows, seed=config.seed)
+        self.evaluations = 0
+
+    def on_fresh_start(self):
+        self.stream = ExampleStream(self.rows, seed=self.config.seed)
+
+    def trainer_state(self):
+        return {"stream": self.stream.state_dict()}
+
+    def load_trainer_state(self, state):
+        self.stream.load_state_dict(state["stream"])
+
+    def training_step(self):
+        batch = torch.stack(self.stream.take(self.config.per_device_train_batch_size))
+        with self.autocast():
+            loss = self.model(input_ids=batch, labels=batch).loss
+        self.backward(loss)
+        return {"loss": loss.item()}
+
+
+@pytest.fixture()
+def model(tiny_tokenizer):
+    return build_tiny_model(tiny_tokenizer, SMALL, seed=0)
+
+
+def toy(model, tiny_tokenizer, tmp_path=None, **settings):
+    config = TrainingConfig(**{"max_steps": 6, "per_device_train_batch_size": 4, "learning_rate": 1e-2, **settings})
+    return ToyTrainer(model, config, tmp_path, tokenizer=tiny_tokenizer, progress=False)
+
+
+def read_log(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# ----------------------------------------------------------------------------- configs
+
+
+def test_a_number_given_as_a_string_names_its_field():
+    with pytest.raises(ValueError, match=r"learning_rate must be float, got str '1e-5'.*YAML"):
+        TrainingConfig(learning_rate="1e-5")
+    with pytest.raises(ValueError, match="max_steps must be int"):
+        GRPOConfig(max_steps="10")
+    with pytest.raises(ValueError, match="lr_scheduler_type must be one of"):
+        TrainingConfig(lr_scheduler_type="cosine_annealing")
+    with pytest.raises(ValueError, match="constant_with_warmup"):
+        TrainingConfig(warmup_steps=5)
+    with pytest.raises(ValueError, match="bf16 and fp16"):
+        SFTConfig(bf16=True, fp16=True)
+    assert TrainingConfig(learning_rate=1).learning_rate == 1  # an int is a fine float
+
+
+def test_greedy_sampling_with_groups_is_refused():
+    with pytest.raises(ValueError, match="temperature=0 is greedy"):
+        GRPOConfig(temperature=0.0)
+
+
+def test_warmup_ratio_and_steps():
+    assert TrainingConfig(max_steps=200, warmup_ratio=0.1, lr_scheduler_type="linear").num_warmup_steps == 20
+    assert TrainingConfig(max_steps=200, warmup_steps=7, warmup_ratio=0.1, lr_scheduler_type="linear").num_warmup_steps == 7
+
+
+# ----------------------------------------------------------------------------- schedule and precision
+
+
+def test_learning_rate_follows_transformers_schedule_with_warmup(model, tiny_tokenizer):
+    trainer = toy(model, tiny_tokenizer, max_steps=10, warmup_steps=4, lr_scheduler_type="cosine")
+    history = trainer.train()
+    rates = [r["learning_rate"] for r in history]
+    # The same schedule built by hand: linear warm-up from 0 over 4 steps, then a half cosine to 0.
+    expected = [1e-2 * s / 4 if s < 4 else 1e-2 * 0.5 * (1 + math.cos(math.pi * (s - 4) / 6)) for s in range(10)]
+    assert rates == pytest.approx(expected, abs=1e-9)
+    reference = get_scheduler("cosine", torch.optim.AdamW([torch.nn.Parameter(torch.ones(1))], lr=1e-2), 4, 10)
+    assert reference.get_last_lr()[0] == rates[0] == 0.0
+
+
+def test_mixed_precision_settings_run_in_float32_on_the_cpu(model, tiny_tokenizer):
+    trainer = toy(model, tiny_tokenizer, fp16=True, max_steps=2)
+    assert trainer.autocast_dtype is None and not trainer.scaler.is_enabled()
+    with trainer.autocast():
+        assert model(input_ids=torch.tensor([[10, 11]])).logits.dtype == torch.float32
+    history = trainer.train()
+    assert len(history) == 2 and all(math.isfinite(r["loss"]) for r in history)
+
+
+def test_grad_scaler_skips_an_update_with_infinite_gradients(model, tiny_tokenizer):
+    trainer = toy(model, tiny_tokenizer, max_steps=3)
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)  # what fp16 on CUDA enables
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    real = trainer.training_step
+
+    def poisoned():
+        metrics = real()
+        next(model.parameters()).grad.view(-1)[0] = float("inf")
+        return metrics
+
+    trainer.training_step = poisoned
+    metrics = trainer.step()
+    assert metrics["skipped_update"] == 1.0 and trainer.scaler.get_scale() == 2.0**7  # halved
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert trainer.scheduler.last_epoch == 0  # a skipped update does not advance the schedule
+    trainer.training_step = real
+    assert "skipped_update" not in trainer.step()
+    assert not all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_non_finite_gradient_without_scaler_skips_with_a_warning(model, tiny_tokenizer):
+    trainer = toy(model, tiny_tokenizer)
+    real = trainer.training_step
+
+    def nan_loss():
+        metrics = real()
+        for p in model.parameters():
+            p.grad.fill_(float("nan"))
+        return metrics
+
+    trainer.training_step = nan_loss
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.warns(UserWarning, match="update was skipped"):
+        metrics = trainer.step()
+    assert metrics["skipped_update"] == 1.0 and math.isnan(metrics["grad_norm"])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_gradient_clipping_uses_max_grad_norm(model, tiny_tokenizer):
+    trainer = toy(model, tiny_tokenizer, max_grad_norm=1e-3)
+    trainer.step()
+    total = torch.sqrt(sum((p.grad**2).sum() for p in model.parameters() if p.grad is not None))
+    assert float(total) == pytest.approx(1e-3, rel=1e-3)
+
+
+# ----------------------------------------------------------------------------- logging and callbacks
+
+
+def test_logging_steps_average_a_window_and_always_log_the_last_step(model, tiny_tokenizer, tmp_path):
+    trainer = toy(model, tiny_tokenizer, tmp_path, max_steps=5, logging_steps=2)
+    history = trainer.train()
+    assert [r["step"] for r in history] == [2, 4, 5]
+    assert read_log(tmp_path / "metrics.jsonl") == history
+    other = ToyTrainer(build_tiny_model(tiny_tokenizer, SMALL, seed=0), TrainingConfig(
+        max_steps=5, per_device_train_batch_size=4, learning_rate=1e-2), progress=False)
+    losses = [r["loss"] for r in other.train()]
+    assert history[0]["loss"] == pytest.approx((losses[0] + losses[1]) / 2, abs=1e-6)
+
+
+def test_log_to_and_callbacks_see_every_record(model, tiny_tokenizer, tmp_path):
+    class Tracker:
+        def __init__(self):
+            self.calls = []
+
+        def log(self, values, step):
+            self.calls.append((step, values))
+
+    class Events(TrainerCallback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_begin(self, trainer):
+            self.seen.append("begin")
+
+        def on_save(self, trainer, path):
+            self.seen.append(path.name)
+
+        def on_train_end(self, trainer):
+            self.seen.append("end")
+
+    tracker, events, plain = Tracker(), Events(), []
+    trainer = toy(model, tiny_tokenizer, tmp_path, max_steps=4, save_steps=2)
+    trainer = ToyTrainer(model, trainer.config, tmp_path, tokenizer=tiny_tokenizer, progress=False,
+                         callbacks=[log_to(tracker), events, plain.append])
+    trainer.train()
+    assert [s for s, _ in tracker.calls] == [1, 2, 3, 4] and "step" not in tracker.calls[0][1]
+    assert tracker.calls[0][1]["loss"] == plain[0]["loss"]
+    assert events.seen == ["begin", "step-000002", "step-000004", "end"]
+
+
+def test_nan_metrics_are_logged_as_null_not_zero(model, tiny_tokenizer, tmp_path):
+    trainer = toy(model, tiny_tokenizer, tmp_path, max_steps=1)
+    real = trainer.training_step
+    trainer.training_step = lambda: {**real(), "rewards/broken/mean": float("nan")}
+    trainer.train()
+    assert read_log(tmp_path / "metrics.jsonl")[0]["rewards/broken/mean"] is None
+
+
+# ----------------------------------------------------------------------------- checkpoints and resume
+
+
+def test_save_total_limit_keeps_the_newest(model, tiny_tokenizer, tmp_path):
+    trainer = toy(model, tiny_tokenizer, tmp_path, max_steps=7, save_steps=1, save_total_limit=2)
+    trainer.train()
+    assert [p.name for p in complete_checkpoints(tmp_path / "checkpoints")] == ["step-000006", "step-000007"]
+
+
+def test_resume_continues_step_for_step(tiny_tokenizer, tmp_path):
+    reference = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "a", max_steps=6,
+                    lr_scheduler_type="linear", warmup_steps=2).train()
+    first = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "b", max_steps=6,
+                lr_scheduler_type="linear", warmup_steps=2)
+    real = first.step
+    first.step = lambda: (_ for _ in ()).throw(KeyboardInterrupt) if first.state.step == 3 else real()
+    first.train()  # interrupted after step 3: saves step-000003
+    # A new process builds everything again (even from another seed): the checkpoint decides.
+    second = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=1), tiny_tokenizer, tmp_path / "b", max_steps=6,
+                 lr_scheduler_type="linear", warmup_steps=2)
+    resumed = second.train(resume_from=True)
+    assert [r["step"] for r in resumed] == list(range(1, 7))
+    assert [r["loss"] for r in resumed[3:]] == pytest.approx([r["loss"] for r in reference[3:]], abs=1e-6)
+
+
+def test_resume_refuses_a_changed_config_and_names_the_differences(model, tiny_tokenizer, tmp_path):
+    toy(model, tiny_tokenizer, tmp_path, max_steps=2).train()
+    changed = toy(model, tiny_tokenizer, tmp_path, max_steps=4, learning_rate=0.5, per_device_train_batch_size=2)
+    with pytest.raises(ValueError, match=r"learning_rate: 0.01 in the checkpoint, 0.5 now") as error:
+        changed.train(resume_from=True)
+    assert "per_device_train_batch_size: 4 in the checkpoint, 2 now" in str(error.value)
+    assert "max_steps" not in str(error.value)  # scheduling settings may change
+    history = changed.train(resume_from=True, allow_config_changes=["learning_rate", "per_device_train_batch_size"])
+    assert [r["step"] for r in history] == [1, 2, 3, 4]
+
+
+def test_resume_trims_the_log_atomically_and_drops_torn_lines(model, tiny_tokenizer, tmp_path):
+    toy(model, tiny_tokenizer, tmp_path, max_steps=4, save_steps=2).train()
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(log.read_text() + '{"step": 5, "loss": 1.0}\n{"step": 6, "lo')  # written after step 4, then torn
+    trainer = toy(model, tiny_tokenizer, tmp_path, max_steps=4, save_steps=2)
+    trainer.resume(True)
+    assert [r["step"] for r in read_log(log)] == [1, 2, 3, 4] == [r["step"] for r in trainer.state.history]
+    assert not list(tmp_path.glob(".metrics.jsonl.*")), "temporary file left behind"
+
+
+def test_a_fresh_start_replaces_an_earlier_run_with_a_warning(model, tiny_tokenizer, tmp_path):
+    toy(model, tiny_tokenizer, tmp_path, max_steps=4, save_steps=2).train()
+    with pytest.warns(UserWarning, match="earlier run"):
+        toy(model, tiny_tokenizer, tmp_path, max_steps=2, save_steps=2).train()
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "step-000002"
+    assert [r["step"] for r in read_log(tmp_path / "metrics.jsonl")] == [1, 2]
+
+
+def test_keyboard_interrupt_saves_and_flushes(model, tiny_tokenizer, tmp_path):
+    trainer = toy(model, tiny_tokenizer, tmp_path, max_steps=10, logging_steps=4, save_steps=100)
+    real = trainer.step
+
+    def interrupt_at_three():
+        if trainer.state.step == 3:
+            raise KeyboardInterrupt
+        return real()
+
+    trainer.step = interrupt_at_three
+    trainer.train()
+    assert latest_checkpoint(tmp_path / "checkpoints").name == "step-000003"
+    assert [r["step"] for r in read_log(tmp_path / "metrics.jsonl")] == [3]
+
+
+def test_in_memory_trainer_writes_nothing(model, tiny_tokenizer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    history = toy(model, tiny_tokenizer, None, max_steps=2).train()
+    assert len(history) == 2 and not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match="output_dir"):
+        toy(model, tiny_tokenizer, None).train(resume_from=True)
+
+
+def test_a_model_without_trainable_parameters_is_refused(model, tiny_tokenizer):
+    model.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        toy(model, tiny_tokenizer)
+
+
+# ----------------------------------------------------------------------------- streams
+
+
+def test_example_stream_is_seeded_epoch_shuffled_and_restorable():
+    stream = ExampleStream(list(range(5)), seed=3)
+    first = stream.take(5)
+    assert sorted(first) == [0, 1, 2, 3, 4]  # every item once before any repeats
+    state = stream.state_dict()
+    later = stream.take(7)
+    restored = ExampleStream(list(range(5)), seed=3)
+    restored.load_state_dict(json.loads(json.dumps(state)))
+    assert restored.take(7) == later
+    assert ExampleStream(list(range(5)), seed=4).take(5) != first
+    with pytest.raises(ValueError, match="same training data"):
+        ExampleStream(list(range(6)), seed=3).load_state_dict(state)
+
+
+def test_random_stream_restores_its_generator():
+    stream = RandomStream(lambda rng, scale=1: rng.random() * scale, seed=0)
+    stream.take(3)
+    state = json.loads(json.dumps(stream.state_dict()))
+    later = stream.take(4, scale=2)
+    again = RandomStream(lambda rng, scale=1: rng.random() * scale, seed=0)
+    again.load_state_dict(state)
+    assert again.take(4, scale=2) == later
+

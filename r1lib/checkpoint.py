@@ -45,6 +45,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared run folders unreadable to others
     os.replace(tmp, path)
 
 
@@ -58,6 +59,7 @@ def atomic_directory(directory: str | Path) -> Iterator[Path]:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
+    os.chmod(tmp, 0o755)
     try:
         yield tmp
         if directory.exists():

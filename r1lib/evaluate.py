@@ -1,4 +1,5 @@
-"""Evaluation: pass@1 averaged over k samples, reasoning and reflection rates, lengths."""
+"""Evaluation: pass@1 averaged over k samples (with its sampling error), pass@k, cons@k, and the
+behaviours R1-Zero's paper tracks: reasoning, reflection, length and language mixing."""
 
 from __future__ import annotations
 
@@ -14,23 +15,51 @@ import torch
 from tqdm.auto import tqdm
 
 from .format import extract_answer, extract_reasoning, uses_reasoning
+from .rewards import TINY_FOREIGN_WORDS, words
 from .rollout import render_prompts, rollout
 from .tasks.base import Example, Task, verify
 
-# The reflection words tracked in the Nature version of the R1 paper.
+# The ten reflection words tracked in the Nature version of the R1 paper.
 REFLECTION_WORDS = ("wait", "mistake", "however", "but", "retry", "error", "verify", "wrong", "evaluate", "check")
-_REFLECTION_RE = re.compile(r"\b(" + "|".join(REFLECTION_WORDS) + r")\b", re.IGNORECASE)
+# The tiny world's second language says "espera" for "wait": reflection in either language counts.
+SECOND_LANGUAGE_REFLECTION_WORDS = ("espera",)
+ALL_REFLECTION_WORDS = REFLECTION_WORDS + SECOND_LANGUAGE_REFLECTION_WORDS
+_REFLECTION_RE = re.compile(r"\b(" + "|".join(ALL_REFLECTION_WORDS) + r")\b", re.IGNORECASE)
 
 
 def has_reflection(text: str) -> bool:
-    """True when the completion contains one of :data:`REFLECTION_WORDS` as a whole word."""
+    """True when the completion contains a reflection word (:data:`ALL_REFLECTION_WORDS`) as a whole word."""
     return _REFLECTION_RE.search(text) is not None
 
 
 def reflection_word_counts(texts: Sequence[str]) -> dict[str, float]:
     """Per reflection word, the fraction of ``texts`` that contain it (case-insensitive, whole words)."""
     counts = Counter(word for text in texts for word in {m.lower() for m in _REFLECTION_RE.findall(text)})
-    return {word: counts[word] / max(1, len(texts)) for word in REFLECTION_WORDS}
+    return {word: counts[word] / max(1, len(texts)) for word in ALL_REFLECTION_WORDS}
+
+
+def mixes_languages(text: str, foreign_words: frozenset[str] | set[str] = TINY_FOREIGN_WORDS) -> bool:
+    """True when the reasoning (the ``<think>`` block, else the whole text) uses a second-language word.
+
+    R1-Zero's chains of thought mixed languages; in the tiny world the second language is the
+    connector words ``luego`` and ``espera``.
+    """
+    reasoning = extract_reasoning(text)
+    return any(w in foreign_words for w in words(text if reasoning is None else reasoning))
+
+
+def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
+    """The share of ``texts`` that reason, reflect, and mix languages, and reflection per reasoning trace."""
+    n = max(1, len(texts))
+    reasoning = [uses_reasoning(t) for t in texts]
+    reflecting = [has_reflection(t) for t in texts]
+    traces = sum(reasoning)
+    return {
+        "reasoning_rate": traces / n,
+        "reflection_rate": sum(reflecting) / n,
+        "reflection_per_trace": sum(r and f for r, f in zip(reasoning, reflecting)) / traces if traces else 0.0,
+        "language_mixing_rate": sum(map(mixes_languages, texts)) / n,
+    }
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -88,9 +117,32 @@ class EvalResult:
         return self._mean([[uses_reasoning(c) for c in row] for row in self.completions])
 
     @property
+    def pass_at_1_stderr(self) -> float:
+        """Standard error of :attr:`pass_at_1` from sampling: the spread of per-example accuracies
+        over sqrt(number of examples). Two runs differing by less than ~2 of these are not different."""
+        per_example = [sum(row) / len(row) for row in self.correct if row]
+        if len(per_example) < 2:
+            return 0.0
+        mean = sum(per_example) / len(per_example)
+        variance = sum((v - mean) ** 2 for v in per_example) / (len(per_example) - 1)
+        return math.sqrt(variance / len(per_example))
+
+    @property
     def reflection_rate(self) -> float:
-        """Fraction of samples containing a reflection word."""
+        """Fraction of samples containing a reflection word (in either language)."""
         return self._mean([[has_reflection(c) for c in row] for row in self.completions])
+
+    @property
+    def reflection_per_trace(self) -> float:
+        """Among samples that reason, the fraction that reflect: whether reflection grows by itself,
+        not only because reasoning does."""
+        traces = [c for row in self.completions for c in row if uses_reasoning(c)]
+        return sum(map(has_reflection, traces)) / len(traces) if traces else 0.0
+
+    @property
+    def language_mixing_rate(self) -> float:
+        """Fraction of samples whose reasoning uses a second-language word (:func:`mixes_languages`)."""
+        return self._mean([[mixes_languages(c) for c in row] for row in self.completions])
 
     @property
     def k(self) -> int:
@@ -122,6 +174,8 @@ class EvalResult:
             "pass@1": self.pass_at_1,
             "reasoning_rate": self.reasoning_rate,
             "reflection_rate": self.reflection_rate,
+            "reflection_per_trace": self.reflection_per_trace,
+            "language_mixing_rate": self.language_mixing_rate,
             "mean_length": self.mean_length,
         }
 
@@ -187,6 +241,6 @@ def _step_of(path: Path) -> int:
 
 
 __all__ = [
-    "REFLECTION_WORDS", "EvalResult", "evaluate", "evaluate_checkpoints", "extract_reasoning", "has_reflection",
+    "ALL_REFLECTION_WORDS", "REFLECTION_WORDS", "SECOND_LANGUAGE_REFLECTION_WORDS", "mixes_languages", "EvalResult", "evaluate", "evaluate_checkpoints", "extract_reasoning", "has_reflection",
     "majority_answer", "normalise_answer", "pass_at_k", "reflection_word_counts",
 ]

@@ -73,6 +73,46 @@ def is_strict_format(text: str) -> bool:
     return rest.startswith(ANSWER_OPEN) and rest.endswith(ANSWER_CLOSE)
 
 
+MAX_SUMMARY_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ReadableCompletion:
+    """The three parts of the readable format of multi-stage R1."""
+
+    reasoning: str
+    summary: str
+    answer: str
+
+
+def parse_readable(text: str) -> ReadableCompletion | None:
+    """Split ``<think>reasoning</think>summary<answer>answer</answer>`` into its parts, or None.
+
+    This is the tiny world's version of DeepSeek-R1's readable pattern
+    ``|special_token|<reasoning_process>|special_token|<summary>``: the reasoning, then a short
+    summary for the reader, then the answer. Each tag appears exactly once, the reasoning and the
+    summary are non-empty, and the summary holds no markup and at most ``MAX_SUMMARY_CHARS``.
+    """
+    stripped = text.strip()
+    if any(stripped.count(tag) != 1 for tag in TAGS) or not stripped.startswith(THINK_OPEN):
+        return None
+    think_end = stripped.find(THINK_CLOSE)
+    answer_start = stripped.find(ANSWER_OPEN)
+    if not think_end < answer_start or not stripped.endswith(ANSWER_CLOSE):
+        return None
+    reasoning = stripped[len(THINK_OPEN) : think_end]
+    summary = stripped[think_end + len(THINK_CLOSE) : answer_start].strip()
+    answer = stripped[answer_start + len(ANSWER_OPEN) : -len(ANSWER_CLOSE)].strip()
+    if not reasoning.strip() or not summary or len(summary) > MAX_SUMMARY_CHARS or "<" in summary or ">" in summary:
+        return None
+    return ReadableCompletion(reasoning, summary, answer)
+
+
+def is_readable_format(text: str) -> bool:
+    """True for the readable format of :func:`parse_readable` (reasoning, summary, answer)."""
+    return parse_readable(text) is not None
+
+
 def parse_completion(text: str) -> ParsedCompletion:
     """Parse reasoning, answer and strict well-formedness in one call."""
     return ParsedCompletion(extract_reasoning(text), extract_answer(text), is_strict_format(text))

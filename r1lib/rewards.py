@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .format import TAGS, extract_answer, extract_reasoning, is_strict_format
+from .format import TAGS, extract_answer, extract_reasoning, is_readable_format, is_strict_format
 from .tasks.base import Example, Task, verify
 
 RewardFunc = Callable[..., list[float | None]]
@@ -72,6 +72,36 @@ def make_accuracy_reward(task: Task, name: str = "accuracy") -> RewardFunc:
 def format_reward(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
     """1.0 for a strictly well-formed ``[<think>…</think>]<answer>…</answer>`` completion, else 0.0."""
     return [float(is_strict_format(completion_text(c))) for c in completions]
+
+
+@never_raises
+def readable_format_reward(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+    """1.0 for the readable format of multi-stage R1, ``<think>…</think>summary<answer>…</answer>``, else 0.0."""
+    return [float(is_readable_format(completion_text(c))) for c in completions]
+
+
+def for_task(reward: RewardFunc, task_name: str) -> RewardFunc:
+    """``reward`` on the rows whose ``task`` column is ``task_name``, ``None`` (does not apply) elsewhere.
+
+    With prompts of several kinds in one batch (R1's last RL stage mixes reasoning and general
+    prompts), each reward scores only its own kind, as TRL allows.
+    """
+
+    @functools.wraps(reward)
+    def scoped(prompts: Sequence[Any], completions: Sequence[Any], task: Sequence[str] | None = None, **columns: Any):
+        if task is None:
+            return [None] * len(completions)
+        rows = [i for i, name in enumerate(task) if name == task_name]
+        scores: list[float | None] = [None] * len(completions)
+        if rows:
+            picked = {k: [v[i] for i in rows] for k, v in columns.items() if isinstance(v, (list, tuple)) and len(v) == len(completions)}
+            prompt_list = list(prompts) if isinstance(prompts, (list, tuple)) else [None] * len(completions)
+            for i, score in zip(rows, reward([prompt_list[i] for i in rows], [completions[i] for i in rows], **picked)):
+                scores[i] = score
+        return scores
+
+    scoped.__name__ = f"{getattr(reward, '__name__', 'reward')}"
+    return scoped
 
 
 def combine_rewards(

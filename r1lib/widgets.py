@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import inspect
+import io
 import json
 import textwrap
 from collections.abc import Sequence
@@ -13,52 +15,105 @@ from typing import Any
 import matplotlib.pyplot as plt
 
 from .plots import plot_history
+from .trainer import TrainerCallback
 
 
-class LiveCurves:
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, Colab, a notebook executor)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
+
+
+def figure_html(figure) -> str:
+    """A matplotlib figure as an inline PNG ``<img>`` (for static copies of widgets)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
+    return f"<img src='data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}'/>"
+
+
+def display_widget(widget, static_html: str, handle=None):
+    """Display ``widget`` with a static HTML copy of how it looks now, in one output.
+
+    A live Jupyter shows the widget; a saved notebook seen where widgets cannot run (GitHub,
+    nbviewer, a notebook opened without its kernel) shows the copy. Pass the returned ``handle``
+    again to refresh the copy (e.g. at the end of training). Returns the display handle.
+    """
+    from IPython.display import display
+
+    bundle = {
+        WIDGET_MIME: {"model_id": widget.model_id, "version_major": 2, "version_minor": 0},
+        "text/html": static_html,
+        "text/plain": f"<{type(widget).__name__} widget: run the notebook to interact>",
+    }
+    if handle is None:
+        return display(bundle, raw=True, display_id=True)
+    handle.update(bundle, raw=True)
+    return handle
+
+
+class LiveCurves(TrainerCallback):
     """A live training dashboard (ipywidgets): a status line and curves that redraw as the run goes.
 
     Use it as ``GRPOTrainer(..., callbacks=[LiveCurves()])``. It redraws every ``every`` steps and
-    whenever an evaluation lands. Outside a notebook it only records the history.
+    whenever an evaluation lands; when training ends, the static copy kept in the notebook's output
+    is refreshed to the final curves. Outside a notebook it only records the history.
     """
 
     def __init__(
         self,
         keys: Sequence[str] = ("reward", "eval/pass@1", "completions/mean_length", "eval/reasoning_rate"),
         every: int = 10,
+        titles: Sequence[str] | None = None,
     ) -> None:
-        self.keys, self.every = list(keys), every
+        self.keys, self.every, self.titles = list(keys), every, titles
         self.history: list[dict[str, Any]] = []
-        self._status = self._plot = self._figure = None
+        self._status = self._plot = self._figure = self._box = self._handle = None
 
     def _start(self) -> bool:
-        try:
-            import ipywidgets as widgets
-            from IPython import get_ipython
-            from IPython.display import display
-        except ImportError:
+        if not in_notebook():
             return False
-        if get_ipython() is None:
-            return False
+        import ipywidgets as widgets
+
         self._status, self._plot = widgets.HTML(), widgets.Output()
-        self._figure = plt.figure(figsize=(4 * len(self.keys), 3.2))
+        self._figure = plt.figure(figsize=(4 * min(4, len(self.keys)), 3.2 * -(-len(self.keys) // 4)))
         plt.close(self._figure)  # shown only inside the dashboard
-        display(widgets.VBox([self._status, self._plot]))
+        self._box = widgets.VBox([self._status, self._plot])
+        self._handle = display_widget(self._box, "<i>training starts...</i>")
         return True
 
-    def __call__(self, metrics: dict[str, Any]) -> None:
-        self.history.append(metrics)
-        if metrics["step"] % self.every and not any(k.startswith("eval/") for k in metrics):
+    def __call__(self, record: dict[str, Any]) -> None:
+        self.on_log(None, record)
+
+    def on_log(self, trainer, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if record["step"] % self.every and not any(k.startswith("eval/") for k in record):
             return
+        self._redraw()
+
+    def on_train_end(self, trainer) -> None:
+        if self.history:
+            self._redraw()
+        if self._handle is not None:
+            display_widget(self._box, self._status.value + figure_html(self._figure), self._handle)
+
+    def _redraw(self) -> None:
         if self._status is None and not self._start():
             return
-        latest = {k: v for k, v in metrics.items() if isinstance(v, float)}
-        shown = ", ".join(f"{k} = {latest[k]:.3f}" for k in self.keys if k in latest)
-        self._status.value = f"<b>step {metrics['step']}</b> &nbsp; {html.escape(shown)}"
-        plot_history(self.history, self.keys, figure=self._figure)
-        with self._plot:
-            from IPython.display import clear_output, display
+        from IPython.display import clear_output, display
 
+        record = self.history[-1]
+        latest = {k: v for k, v in record.items() if isinstance(v, float)}
+        shown = ", ".join(f"{k} = {latest[k]:.3f}" for k in self.keys if k in latest)
+        self._status.value = f"<b>step {record['step']}</b> &nbsp; {html.escape(shown)}"
+        plot_history(self.history, self.keys, self.titles, figure=self._figure)
+        with self._plot:
             clear_output(wait=True)
             display(self._figure)
 
@@ -124,7 +179,6 @@ class CompletionBrowser:
     def show(self):
         """Display the browser (ipywidgets); returns the widget."""
         import ipywidgets as widgets
-        from IPython.display import display
 
         step = widgets.SelectionSlider(options=self.steps, value=self.steps[-1], description="step",
                                        continuous_update=False, layout=widgets.Layout(width="60%"))
@@ -147,5 +201,6 @@ class CompletionBrowser:
         refresh_questions()
         refresh_view()
         box = widgets.VBox([step, question, view])
-        display(box)
+        static = f"<p><b>step {step.value}</b>, prompt <code>{html.escape(str(question.value))}</code></p>" + view.value
+        display_widget(box, static)
         return box

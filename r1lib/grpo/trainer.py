@@ -21,8 +21,8 @@ from typing import Any
 import torch
 
 from ..configs import GRPOConfig
+from ..evaluate import behaviour_rates
 from ..evaluate import evaluate as evaluate_policy
-from ..evaluate import has_reflection
 from ..logprobs import completion_logps
 from ..rewards import RewardFunc
 from ..rollout import Rollout, render_prompts, rollout
@@ -322,7 +322,7 @@ class GRPOTrainer(Trainer):
             metrics.update({
                 "completions/mean_length": float(out.completion_lengths.float().mean()),
                 "completions/clipped_ratio": float(out.is_truncated.float().mean()),
-                "completions/reflection_rate": sum(map(has_reflection, out.texts)) / len(out.texts),
+                **{f"completions/{k}": v for k, v in behaviour_rates(out.texts).items()},
                 "num_tokens": float(out.completion_mask.sum()),
             })
             self._log_completions(groups, self._batch.advantages)

@@ -41,8 +41,12 @@ def verify(task: Task, completion: str, example: Example) -> bool:
 
 
 def example_columns(examples: list[Example]) -> dict[str, list[Any]]:
-    """Dataset-style columns (``question``, ``answer``) that reward functions receive as kwargs."""
-    return {"question": [e.question for e in examples], "answer": [e.answer for e in examples]}
+    """Dataset-style columns that reward functions receive as kwargs: ``question``, ``answer``, and
+    ``task`` when the examples come from a mixture of tasks."""
+    columns: dict[str, list[Any]] = {"question": [e.question for e in examples], "answer": [e.answer for e in examples]}
+    if any("task" in e.info for e in examples):
+        columns["task"] = [e.info.get("task") for e in examples]
+    return columns
 
 
 def draw_examples(

@@ -1,0 +1,99 @@
+"""Cold-start data for multi-stage R1: a few readable long chains of thought.
+
+DeepSeek-R1 started its second model from "thousands" of long chain-of-thought examples in one
+readable format, ``|special_token|<reasoning_process>|special_token|<summary>``, collected with
+few-shot prompting and from R1-Zero's own outputs, then cleaned up by human annotators. The tiny
+world does the same with rules:
+
+1. sample R1-Zero's final policy on training prompts and keep the samples that verify;
+2. rewrite each into one language (the second-language connectors become English);
+3. add a short summary for the reader between the reasoning and the answer:
+   ``<think>3+5+9 so 8+9 so 7</think>3+5+9 = 7.<answer>7</answer>``.
+
+For datasets with written solutions (GSM8K), :func:`reference_cold_start` builds the same format
+from the solutions instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, extract_reasoning
+from .rollout import render_prompts, rollout
+from .sft import SFTExample
+from .tasks.base import Example, Task, verify
+
+# The tiny world's second language and its English words (r1lib.tiny.tokenizer's connectors).
+SECOND_LANGUAGE = {"luego": "so", "espera": "wait"}
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+def single_language(text: str, translation: dict[str, str] = SECOND_LANGUAGE) -> str:
+    """``text`` with every second-language word replaced by its target-language word."""
+    return _WORD.sub(lambda m: translation.get(m.group(0).lower(), m.group(0)), text)
+
+
+def default_summary(example: Example, answer: str) -> str:
+    """A one-line summary for the reader: the problem and its answer (``3+5+9 = 7.``)."""
+    return f"{example.question} = {answer}." if len(example.question) <= 60 else f"The answer is {answer}."
+
+
+def readable(reasoning: str, summary: str, answer: str) -> str:
+    """Assemble the readable format: ``<think>reasoning</think>summary<answer>answer</answer>``."""
+    return f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{summary}{ANSWER_OPEN}{answer}{ANSWER_CLOSE}"
+
+
+def rewrite_readable(
+    completion: str, example: Example, task: Task,
+    summarise: Callable[[Example, str], str] = default_summary,
+) -> str | None:
+    """R1-Zero's completion in the readable format, or None when it does not verify or does not reason."""
+    reasoning, answer = extract_reasoning(completion), extract_answer(completion)
+    if reasoning is None or not reasoning.strip() or answer is None or not verify(task, completion, example):
+        return None
+    return readable(single_language(reasoning), summarise(example, answer), answer)
+
+
+@torch.no_grad()
+def build_cold_start(
+    model, tokenizer, task: Task, examples: Sequence[Example], samples_per_prompt: int = 4, temperature: float = 1.0,
+    max_new_tokens: int = 64, seed: int = 0, max_examples: int | None = None, batch_prompts: int = 64,
+    summarise: Callable[[Example, str], str] = default_summary,
+) -> list[SFTExample]:
+    """Sample ``model`` on ``examples`` and keep at most one rewritten, verified sample per prompt.
+
+    Stops once ``max_examples`` are collected (None: all that pass). The result is deterministic for
+    a given ``seed``.
+    """
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    collected: list[SFTExample] = []
+    for start in range(0, len(examples), batch_prompts):
+        chunk = list(examples[start : start + batch_prompts])
+        prompts = render_prompts(tokenizer, [task.prompt(e) for e in chunk])
+        out = rollout(model, tokenizer, prompts, samples_per_prompt, max_new_tokens, temperature, generator=generator)
+        for i, example in enumerate(chunk):
+            for text in out.texts[i * samples_per_prompt : (i + 1) * samples_per_prompt]:
+                rewritten = rewrite_readable(text, example, task, summarise)
+                if rewritten is not None:
+                    collected.append(SFTExample(task.prompt(example), rewritten))
+                    break
+            if max_examples is not None and len(collected) >= max_examples:
+                return collected
+    return collected
+
+
+def reference_cold_start(
+    task: Task, examples: Sequence[Example], solution_key: str = "solution",
+    summarise: Callable[[Example, str], str] = default_summary,
+) -> list[SFTExample]:
+    """Cold-start examples from written solutions (``example.info[solution_key]``, e.g. GSM8K's): the
+    solution without its ``#### answer`` line as the reasoning, then a summary and the answer."""
+    collected = []
+    for example in examples:
+        solution = str(example.info.get(solution_key, "")).split("####")[0].strip()
+        if solution:
+            collected.append(SFTExample(task.prompt(example), readable(solution, summarise(example, example.answer), example.answer)))
+    return collected

@@ -1,0 +1,467 @@
+"""Multi-stage DeepSeek-R1, as plain calls of r1lib pieces. Each stage reads the previous stage's
+model and writes its own folder under one root::
+
+    r1_zero/          GRPO from the base with accuracy + format rewards (R1-Zero)
+    cold_start_data/  R1-Zero's correct samples, rewritten to one language with a summary (jsonl)
+    cold_start/       SFT from the base on that set
+    reasoning_rl/     stage 2: GRPO with accuracy + readable format + language consistency
+    reward_model/     a Bradley-Terry reward model for general prompts
+    rejection_data/   stage 3's data: correct, readable, single-language, not overlong samples of
+                      stage 2, mixed with general replies chosen by the reward model (jsonl)
+    rejection_sft/    stage 3: SFT on that mix, from the base (or from stage 2: one switch)
+    all_scenarios_rl/ stage 4: GRPO on reasoning and general prompts; rule rewards score the
+                      reasoning ones, the reward model the general ones, each abstaining elsewhere
+
+A stage whose output exists is skipped; a training stage that was killed resumes from its last
+checkpoint; a data stage is regenerated (it is seeded, so identically). Every stage writes
+``stage.json`` (its final metrics) and the pipeline appends what it did to ``pipeline.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import atomic_write_text, save_checkpoint
+from .cold_start import build_cold_start, reference_cold_start
+from .configs import GRPOConfig, RewardModelConfig, SFTConfig
+from .evaluate import EvalResult, evaluate
+from .format import extract_reasoning, is_readable_format, parse_readable
+from .grpo import GRPOTrainer
+from .models import ModelSpec, load_model_and_tokenizer
+from .reward_model import RewardModel, RewardModelTrainer, build_tiny_reward_model
+from .rewards import (
+    RewardFunc,
+    completion_text,
+    for_task,
+    format_reward,
+    make_accuracy_reward,
+    readable_format_reward,
+    tiny_language_consistency_reward,
+)
+from .rollout import render_prompts, rollout
+from .sft import SFTExample, SFTTrainer, load_sft_jsonl, save_sft_jsonl
+from .tasks.base import Example, Task
+from .tasks.general import GeneralTask
+from .tasks.mixture import MixtureTask, interleave, tag
+from .tasks.registry import load_task
+
+STAGES = ("r1_zero", "cold_start_data", "cold_start", "reasoning_rl", "reward_model", "rejection_data",
+          "rejection_sft", "all_scenarios_rl")
+START_POINTS = ("base", "reasoning_rl")
+
+
+@dataclass
+class ColdStartConfig:
+    """How the cold-start set is made. ``source="r1_zero"`` samples R1-Zero (the tiny world);
+    ``"reference"`` rewrites the dataset's own solutions (GSM8K). ``max_examples`` is the set's size
+    (R1: "thousands"; s1: 1,000; LIMO: 817)."""
+
+    source: str = "r1_zero"
+    num_prompts: int = 1024
+    samples_per_prompt: int = 4
+    temperature: float = 1.0
+    max_examples: int | None = 500
+
+    def __post_init__(self) -> None:
+        if self.source not in ("r1_zero", "reference"):
+            raise ValueError(f"source must be 'r1_zero' or 'reference', got {self.source!r}")
+        if self.num_prompts < 1 or self.samples_per_prompt < 1 or self.temperature <= 0:
+            raise ValueError("need num_prompts >= 1, samples_per_prompt >= 1 and temperature > 0")
+        if self.max_examples is not None and self.max_examples < 0:
+            raise ValueError(f"max_examples must be None or >= 0, got {self.max_examples}")
+
+
+@dataclass
+class RejectionSamplingConfig:
+    """Stage 3's data: ``samples_per_prompt`` samples at ``temperature`` per reasoning prompt, kept
+    when correct, readable, single-language and at most ``max_tokens`` long (one per prompt), mixed
+    with the reward model's best reply per general prompt when it scores at least
+    ``min_reward_score``. ``non_reasoning_fraction`` of the mix is general (R1: 200k of 800k)."""
+
+    num_prompts: int = 1024
+    samples_per_prompt: int = 4
+    temperature: float = 1.0
+    max_tokens: int = 48
+    general_samples_per_prompt: int = 8
+    min_reward_score: float = 0.0
+    non_reasoning_fraction: float = 0.25
+
+    def __post_init__(self) -> None:
+        if min(self.num_prompts, self.samples_per_prompt, self.max_tokens, self.general_samples_per_prompt) < 1:
+            raise ValueError("counts and max_tokens must be >= 1")
+        if not 0.0 <= self.non_reasoning_fraction < 1.0 or self.temperature <= 0:
+            raise ValueError("need 0 <= non_reasoning_fraction < 1 and temperature > 0")
+
+
+@dataclass
+class PipelineConfig:
+    """Every stage's settings. The GRPO and SFT configs are the profile's, adjusted per stage."""
+
+    r1_zero: GRPOConfig
+    cold_start: ColdStartConfig
+    cold_start_sft: SFTConfig
+    reasoning_rl: GRPOConfig
+    reward_model: RewardModelConfig
+    rejection: RejectionSamplingConfig
+    rejection_sft: SFTConfig
+    all_scenarios_rl: GRPOConfig
+    rejection_sft_start: str = "base"  # the paper restarts from the base; "reasoning_rl" is the alternative
+    reasoning_task: str = "chain"
+    num_train_prompts: int = 4000
+    num_eval_prompts: int = 256
+    num_general_eval: int = 15
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rejection_sft_start not in START_POINTS:
+            raise ValueError(f"rejection_sft_start must be one of {START_POINTS}, got {self.rejection_sft_start!r}")
+
+
+def tiny_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, scale: float = 1.0) -> PipelineConfig:
+    """The tiny world's pipeline from a profile's GRPO and SFT configs; ``scale`` < 1 shortens every
+    stage (the smoke profile)."""
+
+    def steps(n: int) -> int:
+        return max(2, int(n * scale))
+
+    def grpo_for(n: int, **changes) -> GRPOConfig:
+        return replace(grpo, max_steps=steps(n), eval_steps=steps(n), save_steps=max(1, steps(n) // 2), **changes)
+
+    return PipelineConfig(
+        r1_zero=grpo_for(grpo.max_steps),
+        cold_start=ColdStartConfig(num_prompts=steps(1024), max_examples=steps(500)),
+        cold_start_sft=replace(sft, max_steps=steps(sft.max_steps), eval_steps=steps(sft.max_steps),
+                               save_steps=steps(sft.max_steps)),
+        reasoning_rl=grpo_for(80, reward_weights=[1.0, 0.5, 0.5]),
+        reward_model=RewardModelConfig(max_steps=steps(300), per_device_train_batch_size=16, learning_rate=1e-3,
+                                       save_steps=steps(300), eval_steps=steps(300)),
+        rejection=RejectionSamplingConfig(num_prompts=steps(1024)),
+        rejection_sft=replace(sft, max_steps=steps(2 * sft.max_steps), eval_steps=steps(2 * sft.max_steps),
+                              save_steps=steps(sft.max_steps)),
+        all_scenarios_rl=grpo_for(60, reward_weights=[1.0, 0.5, 0.5, 1.0]),
+        num_eval_prompts=256 if scale >= 1 else 64,
+    )
+
+
+def general_prompt_filter(prompt: Any) -> bool:
+    """True for a tiny-world general request (``greet Ana``), not a reasoning problem."""
+    try:
+        return not str(prompt[-1]["content"])[:1].isdigit()
+    except (TypeError, KeyError, IndexError):
+        return False
+
+
+class Pipeline:
+    """The four stages of DeepSeek-R1 (plus R1-Zero and the reward model) under ``root``."""
+
+    def __init__(self, base: ModelSpec, config: PipelineConfig, root: str | Path, progress: bool = True,
+                 data_dir: str | None = None) -> None:
+        self.base, self.config, self.root, self.progress = base, config, Path(root), progress
+        data = load_task(config.reasoning_task, config.num_train_prompts, config.num_eval_prompts, config.seed, data_dir)
+        self.task: Task = data.task
+        self.train_examples, self.eval_examples = data.train, data.eval
+        self.general = GeneralTask()
+        held = self.general.all_examples()[::4]
+        self.general_eval = held[: config.num_general_eval]
+        self.general_train = self.general.generate(2000, seed=config.seed, exclude=[e.question for e in held])
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def folder(self, stage: str) -> Path:
+        """A stage's folder: one of :data:`STAGES`, or a variant named ``<stage>_<variant>``."""
+        if not any(stage == s or stage.startswith(s + "_") for s in STAGES):
+            raise ValueError(f"unknown stage {stage!r}; stages: {STAGES}")
+        return self.root / stage
+
+    def final(self, stage: str) -> Path:
+        """Where a training stage's final model is (its ``final/`` folder)."""
+        return self.folder(stage) / "final"
+
+    def done(self, stage: str) -> bool:
+        return (self.folder(stage) / "stage.json").exists()
+
+    def log(self, stage: str, event: str, **details: Any) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with (self.root / "pipeline.jsonl").open("a") as handle:
+            handle.write(json.dumps({"time": time.time(), "stage": stage, "event": event, **details}) + "\n")
+
+    def events(self) -> list[dict[str, Any]]:
+        path = self.root / "pipeline.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def _finish(self, stage: str, record: dict[str, Any]) -> None:
+        atomic_write_text(self.folder(stage) / "stage.json", json.dumps(record, indent=1))
+        self.log(stage, "finished")
+
+    def load(self, model_dir: Path | str):
+        """A model and tokenizer from a stage's folder (or the base), placed as the base spec says."""
+        return load_model_and_tokenizer(replace(self.base, name_or_path=str(model_dir)))
+
+    def model_of(self, stage: str) -> Path | str:
+        """The model folder a stage starts from: the base, or another stage's final model."""
+        return self.base.name_or_path if stage == "base" else self.final(stage)
+
+    # ------------------------------------------------------------------ training stages
+
+    def _train(self, stage: str, start: str, make_trainer: Callable[[Any, Any, Path], Any]) -> Path:
+        if self.done(stage):
+            self.log(stage, "skipped")
+            return self.final(stage)
+        resuming = (self.folder(stage) / "checkpoints").exists()
+        self.log(stage, "resumed" if resuming else "started", start=str(start))
+        model, tokenizer = self.load(self.model_of(start))
+        trainer = make_trainer(model, tokenizer, self.folder(stage))
+        history = trainer.train(resume_from=True)
+        if trainer.state.step < trainer.config.max_steps:
+            raise KeyboardInterrupt(f"stage {stage} was interrupted at step {trainer.state.step}; run it again to resume")
+        model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+        save_checkpoint(self.final(stage), model, tokenizer)
+        self._finish(stage, {"start": str(start), "steps": trainer.state.step, "last": history[-1] if history else {}})
+        return self.final(stage)
+
+    def _grpo(self, stage: str, start: str, config: GRPOConfig, rewards: list[RewardFunc], task: Task,
+              train: Sequence[Example], evaluation: Sequence[Example]) -> Path:
+        return self._train(stage, start, lambda model, tokenizer, out: GRPOTrainer(
+            model, tokenizer, task, rewards, train, config, out, eval_examples=evaluation, progress=self.progress))
+
+    def _sft(self, stage: str, start: str, config: SFTConfig, examples: list[SFTExample]) -> Path:
+        return self._train(stage, start, lambda model, tokenizer, out: SFTTrainer(
+            model, tokenizer, examples, config, out, eval_task=self.task, eval_examples=self.eval_examples,
+            progress=self.progress))
+
+    def r1_zero(self) -> Path:
+        """R1-Zero: GRPO from the base, rewarded for a right answer and the think/answer format only."""
+        rewards = [make_accuracy_reward(self.task), format_reward]
+        return self._grpo("r1_zero", "base", self.config.r1_zero, rewards, self.task, self.train_examples,
+                          self.eval_examples)
+
+    def reasoning_rewards(self) -> list[RewardFunc]:
+        """Stage 2's rewards: accuracy, the readable format, and language consistency."""
+        return [make_accuracy_reward(self.task), readable_format_reward, tiny_language_consistency_reward]
+
+    def cold_start(self, examples: list[SFTExample] | None = None, stage: str = "cold_start") -> Path:
+        """SFT of the base on the cold-start set (or on ``examples``)."""
+        examples = self.cold_start_data() if examples is None else examples
+        return self._sft(stage, "base", self.config.cold_start_sft, examples)
+
+    def reasoning_rl(self, start: str = "cold_start") -> Path:
+        """Stage 2: reasoning RL with the language-consistency reward added."""
+        return self._grpo("reasoning_rl", start, self.config.reasoning_rl, self.reasoning_rewards(), self.task,
+                          self.train_examples, self.eval_examples)
+
+    def reward_model(self) -> Path:
+        """A Bradley-Terry reward model on general preference pairs, its backbone the base model."""
+        stage = "reward_model"
+        if self.done(stage):
+            self.log(stage, "skipped")
+            return self.final(stage)
+        self.log(stage, "started")
+        _, tokenizer = self.load(self.base.name_or_path)
+        model = build_tiny_reward_model(tokenizer, seed=self.config.seed, backbone=self.base.name_or_path)
+        pairs = self.general.pairs_for(self.general_train, seed=self.config.seed)
+        evaluation = self.general.pairs_for(self.general_eval * 6, seed=self.config.seed + 1)
+        trainer = RewardModelTrainer(model, tokenizer, pairs, self.config.reward_model, self.folder(stage),
+                                     eval_pairs=evaluation, progress=self.progress)
+        history = trainer.train(resume_from=True)
+        RewardModel(model, tokenizer).save(self.final(stage))
+        self._finish(stage, {"last": history[-1]})
+        return self.final(stage)
+
+    def scorer(self) -> RewardModel:
+        return RewardModel.load(self.reward_model())
+
+    def rejection_sft(self, start: str | None = None) -> Path:
+        """Stage 3: SFT on the rejection-sampled mix, from the base (the paper) or from stage 2."""
+        start = start or self.config.rejection_sft_start
+        if start not in START_POINTS:
+            raise ValueError(f"start must be one of {START_POINTS}, got {start!r}")
+        # The configured start writes rejection_sft/; the alternative its own variant folder.
+        stage = "rejection_sft" if start == self.config.rejection_sft_start else f"rejection_sft_from_{start}"
+        return self._sft(stage, start, self.config.rejection_sft, self.rejection_data())
+
+    def all_scenarios_rl(self) -> Path:
+        """Stage 4: one RL run over reasoning and general prompts; every reward abstains off its kind."""
+        scorer = self.scorer()
+        rewards = [
+            for_task(make_accuracy_reward(self.task), "reasoning"),
+            for_task(readable_format_reward, "reasoning"),
+            for_task(tiny_language_consistency_reward, "reasoning"),
+            for_task(scorer.as_reward_func("reward_model"), "general"),
+        ]
+        task = MixtureTask.of(reasoning=self.task, general=self.general)
+        share = self.config.rejection.non_reasoning_fraction
+        n_general = max(1, round(len(self.train_examples) * share / (1 - share)))
+        train = interleave({"reasoning": self.train_examples, "general": self.general_train[:n_general]}, self.config.seed)
+        evaluation = tag(self.eval_examples, "reasoning")
+        return self._grpo("all_scenarios_rl", "rejection_sft", self.config.all_scenarios_rl, rewards, task, train,
+                          evaluation)
+
+    # ------------------------------------------------------------------ data stages
+
+    def cold_start_data(self) -> list[SFTExample]:
+        """The cold-start set (built once, then read back from ``cold_start_data/cold_start.jsonl``)."""
+        stage, cfg = "cold_start_data", self.config.cold_start
+        path = self.folder(stage) / "cold_start.jsonl"
+        if self.done(stage):
+            self.log(stage, "skipped")
+            return load_sft_jsonl(path)
+        self.log(stage, "started")
+        prompts = self.train_examples[: cfg.num_prompts]
+        if cfg.source == "reference":
+            examples = reference_cold_start(self.task, prompts)[: cfg.max_examples]
+        else:
+            model, tokenizer = self.load(self.r1_zero())
+            examples = build_cold_start(model, tokenizer, self.task, prompts, cfg.samples_per_prompt, cfg.temperature,
+                                        self.config.r1_zero.max_completion_length, seed=self.config.seed,
+                                        max_examples=cfg.max_examples)
+        if not examples:
+            raise ValueError("the cold-start set is empty: no sample of R1-Zero verified; train R1-Zero longer")
+        save_sft_jsonl(examples, path)
+        self._finish(stage, {"examples": len(examples), "prompts": len(prompts), "source": cfg.source})
+        return examples
+
+    def rejection_data(self) -> list[SFTExample]:
+        """Stage 3's mix: filtered reasoning samples of stage 2 and reward-model-chosen general replies."""
+        stage, cfg = "rejection_data", self.config.rejection
+        path = self.folder(stage) / "rejection.jsonl"
+        if self.done(stage):
+            self.log(stage, "skipped")
+            return load_sft_jsonl(path)
+        self.log(stage, "started")
+        model, tokenizer = self.load(self.reasoning_rl())
+        reasoning, counts = self._filtered_reasoning(model, tokenizer, cfg)
+        general = self._best_general(model, tokenizer, cfg)
+        wanted = math.floor(len(reasoning) * cfg.non_reasoning_fraction / (1 - cfg.non_reasoning_fraction))
+        mix = interleave_sft(reasoning, general[:wanted], self.config.seed)
+        save_sft_jsonl(mix, path)
+        self._finish(stage, {**counts, "reasoning_kept": len(reasoning), "general_kept": min(len(general), wanted),
+                             "examples": len(mix)})
+        return mix
+
+    def _filtered_reasoning(self, model, tokenizer, cfg: RejectionSamplingConfig) -> tuple[list[SFTExample], dict]:
+        prompts = self.train_examples[: cfg.num_prompts]
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(self.config.seed + 3)
+        kept, counts = [], {"sampled": 0, "correct": 0, "readable": 0, "single_language": 0, "short_enough": 0}
+        for start in range(0, len(prompts), 64):
+            chunk = prompts[start : start + 64]
+            out = rollout(model, tokenizer, render_prompts(tokenizer, [self.task.prompt(e) for e in chunk]),
+                          cfg.samples_per_prompt, cfg.max_tokens + 16, cfg.temperature, generator=generator)
+            lengths = out.completion_lengths.tolist()
+            for i, example in enumerate(chunk):
+                rows = range(i * cfg.samples_per_prompt, (i + 1) * cfg.samples_per_prompt)
+                chosen = None
+                for r in rows:
+                    text, checks = out.texts[r], rejection_checks(out.texts[r], lengths[r], example, self.task, cfg.max_tokens)
+                    counts["sampled"] += 1
+                    for name, passed in checks.items():
+                        counts[name] += passed
+                    if chosen is None and all(checks.values()):
+                        chosen = text
+                if chosen is not None:
+                    kept.append(SFTExample(self.task.prompt(example), chosen))
+        return kept, counts
+
+    def _best_general(self, model, tokenizer, cfg: RejectionSamplingConfig) -> list[SFTExample]:
+        scorer = self.scorer()
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(self.config.seed + 4)
+        requests = self.general_train[: cfg.num_prompts]
+        chosen = []
+        for start in range(0, len(requests), 64):
+            chunk = requests[start : start + 64]
+            prompts = [self.general.prompt(e) for e in chunk]
+            n = cfg.general_samples_per_prompt
+            out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), n, cfg.max_tokens, cfg.temperature,
+                          generator=generator)
+            scores = scorer.score([p for p in prompts for _ in range(n)], out.texts)
+            for i, prompt in enumerate(prompts):
+                rows = [r for r in range(i * n, (i + 1) * n) if not out.is_truncated[r]]
+                if rows:
+                    best = max(rows, key=lambda r: scores[r])
+                    if scores[best] >= cfg.min_reward_score and out.texts[best].strip():
+                        chosen.append(SFTExample(prompt, out.texts[best]))
+        return chosen
+
+    # ------------------------------------------------------------------ everything
+
+    def run(self, until: str = "all_scenarios_rl") -> dict[str, Path]:
+        """Run (or skip, or resume) every stage up to ``until``; return the model folder of each."""
+        order = ["r1_zero", "cold_start", "reasoning_rl", "reward_model", "rejection_sft", "all_scenarios_rl"]
+        if until not in order:
+            raise ValueError(f"until must be one of {order}")
+        paths = {}
+        for stage in order[: order.index(until) + 1]:
+            paths[stage] = getattr(self, stage)()
+        return paths
+
+
+def interleave_sft(first: Sequence[SFTExample], second: Sequence[SFTExample], seed: int) -> list[SFTExample]:
+    """Both lists shuffled together (seeded)."""
+    import random
+
+    mixed = list(first) + list(second)
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
+def rejection_checks(text: str, length: int, example: Example, task: Task, max_tokens: int) -> dict[str, bool]:
+    """Stage 3's filters for one reasoning sample: correct, readable format, one language, not overlong."""
+    from .evaluate import mixes_languages
+    from .tasks.base import verify
+
+    return {
+        "correct": verify(task, text, example),
+        "readable": is_readable_format(text),
+        "single_language": not mixes_languages(text),
+        "short_enough": length <= max_tokens,
+    }
+
+
+# ---------------------------------------------------------------------- the stage-by-stage table
+
+TABLE_COLUMNS = ("pass@1", "cons@k", "language_consistency", "readable_rate", "general_score", "mean_length")
+
+
+def language_consistency(result: EvalResult) -> float:
+    """Mean language-consistency score over the samples that have language words (1.0 = one language)."""
+    scores = [s for s in tiny_language_consistency_reward(None, [c for row in result.completions for c in row]) if s is not None]
+    return sum(scores) / len(scores) if scores else 1.0
+
+
+def readable_rate(result: EvalResult) -> float:
+    """Share of samples in the readable format (reasoning, summary, answer)."""
+    flat = [c for row in result.completions for c in row]
+    return sum(map(is_readable_format, flat)) / max(1, len(flat))
+
+
+@torch.no_grad()
+def general_score(model, tokenizer, scorer: RewardModel, requests: Sequence[Example], k: int = 4, seed: int = 0,
+                  max_new_tokens: int = 48) -> float:
+    """Mean reward-model score of ``k`` sampled replies to each general request."""
+    general = GeneralTask()
+    prompts = [general.prompt(e) for e in requests]
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), k, max_new_tokens, 1.0, generator=generator)
+    scores = scorer.score([p for p in prompts for _ in range(k)], out.texts)
+    return sum(scores) / len(scores)
+
+
+def evaluate_stage(model, tokenizer, pipeline: Pipeline, k: int = 4, seed: int = 7, max_new_tokens: int = 64) -> dict[str, float]:
+    """One row of the stage-by-stage table for ``model``."""
+    result = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=k, max_new_tokens=max_new_tokens, seed=seed)
+    return {
+        "pass@1": result.pass_at_1,
+        "pass@1_stderr": result.pass_at_1_stderr,
+        "cons@k": result.cons_at_k(pipeline.task, pipeline.eval_examples),
+        "language_consistency": language_consistency(result),
+        "readable_rate": readable_rate(result),
+        "general_score": general_score(model, tokenizer, pipeline.scorer(), pipeline.general_eval, seed=seed),
+        "mean_length": result.mean_length,
+    }

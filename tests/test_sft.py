@@ -1,0 +1,125 @@
+"""Supervised fine-tuning: data shapes, the completion-only loss by hand, packing that changes
+nothing, bad input refused before any compute, and learning."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from r1lib.configs import SFTConfig
+from r1lib.sft import (
+    SFTExample,
+    SFTTrainer,
+    collate_rows,
+    encode_sft,
+    load_sft_jsonl,
+    pack,
+    save_sft_jsonl,
+    sft_example_from_record,
+)
+from r1lib.tasks import ChainTask
+from r1lib.tiny.model import TinyModelConfig, build_tiny_model
+
+SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+
+
+def chain_examples(n, seed=0):
+    task = ChainTask(max_terms=3)
+    return [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(n, seed=seed)]
+
+
+def test_trl_shapes_are_read_and_written(tmp_path):
+    conversational = {"messages": [{"role": "user", "content": "3+4"}, {"role": "assistant", "content": "<answer>7</answer>"}]}
+    pair = {"prompt": [{"role": "user", "content": "3+4"}], "completion": [{"role": "assistant", "content": "<answer>7</answer>"}]}
+    plain = {"prompt": "3+4", "completion": "<answer>7</answer>"}
+    examples = [sft_example_from_record(r) for r in (conversational, pair, plain)]
+    assert examples[0] == examples[1] == examples[2] == SFTExample([{"role": "user", "content": "3+4"}], "<answer>7</answer>")
+    path = save_sft_jsonl(examples, tmp_path / "cold.jsonl")
+    assert load_sft_jsonl(path) == examples
+    assert json.loads(path.read_text().splitlines()[0]) == pair
+
+
+def test_malformed_data_names_the_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"prompt": "1+1", "completion": "2"}\n{"prompt": "1+1", "completion": \n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: invalid JSON"):
+        load_sft_jsonl(path)
+    path.write_text('{"prompt": "1+1"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected 'messages', or 'prompt' and 'completion'"):
+        load_sft_jsonl(path)
+    path.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
+    with pytest.raises(ValueError, match="must end with an assistant message"):
+        load_sft_jsonl(path)
+    path.write_text("\n\n")
+    with pytest.raises(ValueError, match="holds no examples"):
+        load_sft_jsonl(path)
+
+
+def test_bad_input_is_refused_before_any_compute(random_model, tiny_tokenizer):
+    config = SFTConfig(max_steps=2, per_device_train_batch_size=2)
+    with pytest.raises(ValueError, match="at least one training example"):
+        SFTTrainer(random_model, tiny_tokenizer, [], config)
+    too_long = SFTExample([{"role": "user", "content": "1+1"}], "x" * 300)
+    with pytest.raises(ValueError, match=r"example 1 has 30[0-9] tokens .* more than max_length=256"):
+        SFTTrainer(random_model, tiny_tokenizer, [chain_examples(1)[0], too_long], config)
+    with pytest.raises(ValueError, match="max_length=20"):
+        SFTTrainer(random_model, tiny_tokenizer, chain_examples(3) + [SFTExample([{"role": "user", "content": "9" * 30}], "x")],
+                   SFTConfig(max_length=20))
+    with pytest.raises(TypeError, match="not an SFTExample"):
+        SFTTrainer(random_model, tiny_tokenizer, [{"prompt": "1", "completion": "2"}], config)
+
+
+def test_loss_is_the_mean_over_completion_tokens_by_hand(random_model, tiny_tokenizer):
+    examples = chain_examples(3)
+    config = SFTConfig(max_steps=1, per_device_train_batch_size=3, learning_rate=1e-9)
+    trainer = SFTTrainer(random_model, tiny_tokenizer, examples, config, progress=False)
+    metrics = trainer.step()
+    losses, count = [], 0
+    for example in examples:
+        ids, prompt_len = encode_sft(tiny_tokenizer, example)
+        with torch.no_grad():
+            logits = random_model(input_ids=torch.tensor([ids])).logits[0]
+        target = torch.tensor(ids[prompt_len:])
+        losses.append(F.cross_entropy(logits[prompt_len - 1 : -1], target, reduction="sum").item())
+        count += len(target)
+    assert metrics["num_tokens"] == count == sum(len(encode_sft(tiny_tokenizer, e)[0]) - encode_sft(tiny_tokenizer, e)[1] for e in examples)
+    assert metrics["loss"] == pytest.approx(sum(losses) / count, abs=1e-5)
+
+
+def test_packing_computes_each_example_as_if_alone(random_model, tiny_tokenizer):
+    encoded = [encode_sft(tiny_tokenizer, e) for e in chain_examples(5)]
+    rows = pack(encoded, 64)
+    assert len(rows) < len(encoded) and sorted(len(i[0]) for r in rows for i in r) == sorted(len(i[0]) for i in encoded)
+    packed = collate_rows(rows, tiny_tokenizer.pad_token_id)
+    single = collate_rows([[e] for e in encoded], tiny_tokenizer.pad_token_id)
+
+    def loss(batch):
+        labels = batch.pop("labels")
+        with torch.no_grad():
+            logits = random_model(**batch).logits
+        return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                               ignore_index=-100, reduction="sum").item()
+
+    assert loss(packed) == pytest.approx(loss(single), rel=1e-5)
+
+
+def test_sft_learns_and_resumes(tiny_tokenizer, tmp_path):
+    examples = chain_examples(64)
+    config = SFTConfig(max_steps=40, per_device_train_batch_size=16, learning_rate=3e-3, save_steps=20, eval_steps=40,
+                       eval_examples=16, max_new_tokens=8)
+    model = build_tiny_model(tiny_tokenizer, SMALL, seed=0)
+    task = ChainTask(max_terms=3)
+    history = SFTTrainer(model, tiny_tokenizer, examples, config, tmp_path, eval_task=task,
+                         eval_examples=task.generate(16, seed=9), progress=False).train()
+    steps = [r for r in history if r["step"] > 0]
+    assert steps[-1]["loss"] < steps[0]["loss"] / 2  # from ~4.7 nats per token, the answers become predictable
+    assert history[0]["step"] == 0 and "eval/pass@1" in history[-1]
+    assert (tmp_path / "checkpoints" / "step-000040" / "model.safetensors").exists()
+
+
+def test_epochs_set_the_number_of_steps(random_model, tiny_tokenizer):
+    trainer = SFTTrainer(random_model, tiny_tokenizer, chain_examples(10), SFTConfig(num_train_epochs=3,
+                         per_device_train_batch_size=4), progress=False)
+    assert trainer.config.max_steps == math.ceil(3 * 10 / 4)

@@ -7,13 +7,15 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: help install course test lab notebooks tiny-base benchmarks clean
+.PHONY: help install course test lab notebooks publish-notebooks tiny-base benchmarks clean
 
 help:
 	@echo "make course      execute notebooks 00.. on the CPU profile (R1LIB_PROFILE=$(PROFILE))"
 	@echo "make test        run the test suite"
 	@echo "make lab         open JupyterLab on notebooks/"
-	@echo "make tiny-base   rebuild data/tiny-base from its seed (about 30 min on one core)"
+	@echo "make notebooks   rebuild notebooks/*.ipynb from notebooks/src (outputs of unchanged cells are kept)"
+	@echo "make publish-notebooks  rebuild, then execute every notebook on the CPU profile into the committed files"
+	@echo "make tiny-base   rebuild data/tiny-base from its seed (about 25 min on 2 cores)"
 
 $(STAMP): pyproject.toml scripts/install_torch.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +38,11 @@ lab: install
 notebooks: install
 	$(PY) scripts/build_notebooks.py
 
+publish-notebooks: notebooks
+	runs=$$(mktemp -d) && R1LIB_PROFILE=cpu R1LIB_RUNS_DIR=$$runs $(PY) scripts/run_notebooks.py --in-place && rm -rf $$runs
+
 tiny-base: install
-	$(PY) -m r1lib.tiny.pretrain --out data/tiny-base --steps 4000 --seed 0 --threads 1
+	$(PY) -m r1lib.tiny.pretrain --out data/tiny-base --steps 6000 --seed 0 --threads 2
 
 benchmarks: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done

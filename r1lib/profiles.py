@@ -80,7 +80,7 @@ def _profiles() -> dict[str, Profile]:
                        num_train_prompts=4000, num_eval_prompts=256),
         "smoke": Profile(
             "smoke", tiny, "chain",
-            _tiny_grpo(max_steps=30, eval_steps=10, save_steps=10, eval_examples=96),
+            _tiny_grpo(max_steps=20, eval_steps=10, save_steps=10, eval_examples=96),
             _tiny_sft(max_steps=30, eval_steps=15, save_steps=15, eval_examples=64),
             _tiny_distill(max_steps=30, eval_steps=15, save_steps=15, eval_examples=64),
             num_train_prompts=1000, num_eval_prompts=96,

@@ -136,6 +136,48 @@ def show_source(*objects: Any) -> str:
     return text
 
 
+def say(markdown: str) -> None:
+    """Show a sentence built from a run's numbers as Markdown in a notebook (printed elsewhere).
+
+    The course never types a measured number into its prose: it computes the sentence and shows it.
+    """
+    if in_notebook():
+        from IPython.display import Markdown, display
+
+        display(Markdown(markdown))
+    else:
+        print(markdown)
+
+
+def html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], colours: Sequence[Sequence[str | None]] | None = None,
+               monospace: bool = True) -> str:
+    """An HTML table with every cell escaped (so ``<think>`` shows as text, not as a vanished tag).
+
+    ``colours`` gives an optional background per cell (``None`` for none).
+    """
+    style = "font-family:monospace;text-align:left;white-space:pre-wrap" if monospace else "text-align:left"
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = []
+    for r, row in enumerate(rows):
+        cells = []
+        for c, value in enumerate(row):
+            colour = colours[r][c] if colours else None
+            background = f"background:{colour};" if colour else ""
+            cells.append(f"<td style='{background}{style}'>{html.escape(str(value))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def show_html(markup: str) -> None:
+    """Display HTML in a notebook (printed elsewhere)."""
+    if in_notebook():
+        from IPython.display import HTML, display
+
+        display(HTML(markup))
+    else:
+        print(markup)
+
+
 def load_completions(path: str | Path) -> list[dict[str, Any]]:
     """The records of a run's ``completions.jsonl`` (one per logged completion)."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

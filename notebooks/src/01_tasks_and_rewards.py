@@ -30,6 +30,17 @@ for completion in ["<think>3+5+9+2 so 8+9+2 so 7+2 so 9</think><answer>9</answer
     print(f"{verify(chain, completion, example)!s:>5}  {completion}")
 
 # %% [markdown]
+# The search task's verifier is different in kind: there is no single right answer, so it checks a *property* of the answer (two of the given digits, each used at most as often as it appears, whose sum ends in the target). Checking is cheap even where finding is not:
+
+# %%
+from r1lib.tasks.search import SearchTask
+
+search = SearchTask()
+pick = search.make_example([3, 8, 5, 9], 7)
+for answer in ["8+9", "9+8", "3+5", "8+8", "17", "8+9+0"]:
+    print(f"{answer:>6}: {search.check_answer(answer, pick)}")
+
+# %% [markdown]
 # The GPU profile's GSM8K task compares numbers instead of strings, so `$1,234.00` matches `1234`:
 
 # %%
@@ -129,13 +140,14 @@ print("lenient reward:", lenient_reward(None, [unfinished, "<answer>4</answer>"]
 print("exact accuracy:", accuracy_reward(None, [unfinished, "<answer>4</answer>"], answer=["9", "9"]))
 
 # %% [markdown]
-# Would RL find the hole? We train two copies of the base model for the same number of GRPO steps: one on the lenient reward, one on the exact accuracy reward. To make the hole reachable we cap completions at 24 tokens, too short to reason through a long chain, and keep truncated completions in the loss (`mask_truncated_completions=False`, a setting people do use). Both runs *log* the exact accuracy, but the lenient run gives it weight 0 (`reward_weights=[1, 0]`): it is watched, not optimised.
+# Would RL find the hole? We train two copies of the base model for the same number of GRPO steps: one on the lenient reward, one on the exact accuracy reward. To make the hole reachable we cap completions at 32 tokens, too short to reason through the longest chains, and keep truncated completions in the loss (`mask_truncated_completions=False`, a setting people do use). Both runs *log* the exact accuracy, but the lenient run gives it weight 0 (`reward_weights=[1, 0]`): it is watched, not optimised.
 
 # %%
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.plots import running_mean, series
 from r1lib.profiles import get_profile, runs_dir, with_overrides
+from r1lib.widgets import say
 
 profile = get_profile()
 steps = {"smoke": 30, "cpu": 60, "gpu": 30}[profile.name]
@@ -144,7 +156,7 @@ for name, rewards, weights in [("lenient reward", ["lenient", "accuracy"], [1.0,
     exp = build_experiment(profile, seed=0)
     funcs = {"lenient": lenient_reward, "accuracy": make_accuracy_reward(exp.task)}
     config = with_overrides(profile, max_steps=steps, eval_steps=steps, save_steps=steps, reward_weights=weights,
-                            max_completion_length=24, mask_truncated_completions=False).grpo
+                            max_completion_length=32, mask_truncated_completions=False).grpo
     trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [funcs[r] for r in rewards], exp.train_examples, config,
                           runs_dir("01_hacking", profile.name, name.split()[0]))
     runs[name] = trainer.train()
@@ -166,12 +178,21 @@ def final(history, key):
     return sum(m[key] for m in history[-10:]) / len(history[-10:])
 
 gap = final(lenient_history, "reward") - final(lenient_history, "rewards/accuracy/mean")
+accuracy_lenient, accuracy_exact = final(lenient_history, "rewards/accuracy/mean"), final(exact_history, "rewards/accuracy/mean")
+cut_lenient, cut_exact = final(lenient_history, "completions/clipped_ratio"), final(exact_history, "completions/clipped_ratio")
 for name, history in runs.items():
     print(f"{name:>16}, last 10 steps: reward {final(history, 'reward'):.2f}, true accuracy "
           f"{final(history, 'rewards/accuracy/mean'):.2f}, cut off {final(history, 'completions/clipped_ratio'):.2f}")
+# 10 steps x 8 prompts x 8 completions: a mean over 640 samples, whose standard error is at most 0.02.
+say(f"The lenient reward reports **{final(lenient_history, 'reward'):.2f}** while the same completions are right "
+    f"**{accuracy_lenient:.2f}** of the time: a gap of {gap:.2f}. The exact reward's run is right {accuracy_exact:.2f} "
+    f"of the time, and its reward *is* its accuracy. Completions cut off at the limit: {cut_lenient:.2f} with the "
+    f"lenient reward, {cut_exact:.2f} with the exact one.")
 
 # %% [markdown]
-# **What it means.** The lenient reward climbs while the true accuracy of the same completions lags far behind it. The policy found the hole: on chains it cannot answer, it starts reasoning and simply never finishes, and an unfinished completion is "not wrong". The share of completions cut off at the limit grows to show it. The reward was satisfied; the task was not. The exact accuracy reward has no such gap, because the only way to collect it is to be right. (Cut-off completions grow on the right too, more slowly: reasoning pays on chains short enough to finish within 24 tokens, and the policy also starts reasoning on longer ones, where it earns nothing. There it is a mistake the reward punishes; on the left it is the strategy the reward pays for.) This is why R1 used rule-based rewards for reasoning and avoided neural reward models there: a learned reward is a proxy, and a strong enough policy finds the gap between the proxy and the goal.
+# **What it means.** The policy found the hole. On chains it cannot finish within 32 tokens, an exact-reward policy has one option, a guess, and a guess is usually wrong; the lenient-reward policy has a better one: start reasoning and never finish, because an unfinished completion is "not wrong". The share of completions cut off at the limit grows to show it. Look at what the hole did *not* do: it did not make the model much worse at the task (the two runs' true accuracies are close, within a few standard errors). It made the *reward* lie. Training curves, model selection and every decision based on the reward now overstate the model, and every further step optimises the lie.
+#
+# This is the worry behind DeepSeek's choice of rewards for reasoning. R1 scored reasoning with rules only (an exact answer check and a format check), and the paper explains why it did not use a neural reward model there: a learned reward is a proxy of the goal, and large-scale RL finds the places where proxy and goal part. Our lenient reward is a hand-written proxy, not a neural one, and it was gamed at once; a learned proxy has more such places, and they are harder to see. Where no rule can judge (a polite reply, a helpful answer), R1's last stage did use reward models, with care: notebook 06.
 #
 # Rewards also receive hostile input. They must never execute it, never crash, and stay fast:
 
@@ -186,8 +207,38 @@ print(f"{elapsed_ms:.1f} ms for all four")
 # %% [markdown]
 # ## Exercises
 # 1. Write a reward that gives 0.5 for a well-formed answer that is wrong and 1.0 for a right one. What would RL do with it?
-# 2. Fix `lenient_reward` with one line. Then re-run the two trainings: does the gap close?
+# 2. Fix `lenient_reward` with one line. Then re-run the lenient training: does the gap close?
 # 3. Add a `ChainTask(modulus=7)` and check that `solution_steps` still ends on the answer.
+
+# %% [solution]
+# Solution to exercise 1 (collapsed). Half credit for form makes a wrong answer worth half a right one.
+from r1lib.format import is_strict_format
+
+def half_credit_reward(prompts, completions, answer, **columns):
+    scores = []
+    for text, gold in zip(completions, answer):
+        scores.append(1.0 if extract_answer(text) == str(gold) else 0.5 if is_strict_format(text) else 0.0)
+    return scores
+
+print(half_credit_reward(None, ["<answer>9</answer>", "<answer>4</answer>", "9"], answer=["9"] * 3))
+# Within a group, GRPO only sees differences: right (1) still beats wrong (0.5), so RL still pushes towards
+# right answers, but a well-formed wrong answer now beats an unfinished one. That is exactly what a format
+# reward does; the risk is a model that settles for well-formed wrong answers when being right is hard.
+
+# %% [solution]
+# Solution to exercise 2 (collapsed): no answer is wrong too. One line changes: `given is not None and`
+# goes, so a missing answer scores 0. Re-trained here at smoke size (a few steps) to see the gap close.
+def fixed_reward(prompts, completions, answer, **columns):
+    return [1.0 if extract_answer(text) == str(gold) else 0.0 for text, gold in zip(completions, answer)]
+
+short = {"smoke": 10, "cpu": 20, "gpu": 10}[profile.name]
+exp = build_experiment(profile, seed=0)
+config = with_overrides(profile, max_steps=short, eval_steps=short, save_steps=short, reward_weights=[1.0, 0.0],
+                        max_completion_length=32, mask_truncated_completions=False).grpo
+fixed = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [fixed_reward, make_accuracy_reward(exp.task)], exp.train_examples,
+                    config, None, progress=False).train()
+fixed_gap = sum(m["reward"] - m["rewards/accuracy/mean"] for m in fixed) / len(fixed)
+print(f"reward minus true accuracy, averaged over {short} steps: {fixed_gap:.3f}")
 
 # %% [solution]
 # Solution to exercise 3 (collapsed).
@@ -205,8 +256,11 @@ assert right[0] > right[-1] > 0 > wrong[-1] > wrong[0] and penalty[0] == 0.0 > p
 assert fmt == [1.0, 1.0, 1.0, 0.0, 0.0]
 assert lenient_reward(None, [unfinished], answer=["9"]) == [1.0] and accuracy_reward(None, [unfinished], answer=["9"]) == [0.0]
 assert elapsed_ms < 1000
+assert abs(fixed_gap) < 1e-6  # the fixed reward is the accuracy
 if profile.is_tiny:
     assert gap >= 0.15, f"the lenient reward should overstate accuracy clearly, gap {gap:.2f}"
-    assert final(lenient_history, "completions/clipped_ratio") >= 0.2
+    assert cut_lenient > cut_exact
+if profile.name == "cpu":
+    assert abs(accuracy_lenient - accuracy_exact) <= 0.10, (accuracy_lenient, accuracy_exact)  # "close", as the text says
 assert seven.solution_steps(e7)[-1] == e7.answer
 print("all checks passed")

@@ -1,150 +1,248 @@
 # %% [markdown]
 # # 03 · R1-Zero: reinforcement learning from the base model
 #
-# **What we will see.** DeepSeek-R1-Zero was trained with GRPO straight from a base model, with no supervised fine-tuning. The only signals were *is the answer right?* and *is the format right?* Nobody told it to reason at length. Yet over training
+# **What we will see.** DeepSeek-R1-Zero was trained with GRPO straight from a base model, with no supervised fine-tuning. The only signals were *is the answer right?* and *is the format right?* Nobody told it to reason at length. Yet over training (figures from the Nature paper)
 #
-# * accuracy rose (AIME pass@1 from 15.6% to 71.0% in the paper),
-# * responses grew longer: the model learned to spend more tokens thinking,
-# * reflection ("wait, …") appeared on its own.
+# * accuracy rose: AIME 2024 pass@1 from 15.6% to 77.9%, and 86.7% with self-consistency (majority vote, notebook 04);
+# * responses grew longer: the model learned to spend more tokens thinking;
+# * reflection ("wait, …") appeared on its own (notebook 04);
+# * and its chains of thought mixed languages, which is why R1 needed more stages (notebooks 05–06).
 #
-# We reproduce the signature on the tiny world in a few minutes on a CPU: **pass@1 up, length up, reasoning up**. On the GPU profile, the same cells train Qwen2.5 on GSM8K.
+# We reproduce the signature on the tiny world's chains in a few minutes on a CPU: **pass@1 up, length up, reasoning up**, and the language mixing too. RL is noisy, so we train three seeds and look at the spread. On the GPU profile the same cells train Qwen2.5 on GSM8K.
 
 # %%
 import json
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
-from r1lib.plots import plot_before_after, plot_history
-from r1lib.profiles import get_profile, runs_dir
-from r1lib.widgets import LiveCurves
+from r1lib.plots import plot_before_after, plot_seed_band, series
+from r1lib.profiles import TINY_BASE, get_profile, runs_dir, with_overrides
+from r1lib.widgets import LiveCurves, html_table, say, show_html, show_source
 
-torch.manual_seed(0)
 profile = get_profile()
-exp = build_experiment(profile, seed=0)
 config = profile.grpo
-print(f"profile {profile.name}: {config.max_steps} steps, {config.prompts_per_step} prompts x {config.num_generations} completions per step")
-print(f"loss_type={config.loss_type}, scale_rewards={config.scale_rewards}, beta={config.beta}, lr={config.learning_rate}")
+SEEDS = (0, 1) if profile.name == "smoke" else (0, 1, 2)  # the smoke profile only checks that the code runs
+print(f"profile {profile.name}: {config.max_steps} steps of {config.prompts_per_step} prompts x {config.num_generations} completions")
+print(f"loss_type={config.loss_type}, scale_rewards={config.scale_rewards}, beta={config.beta}, "
+      f"lr={config.learning_rate} ({config.lr_scheduler_type} schedule), seeds {SEEDS}")
 
 # %% [markdown]
-# ## Before training
+# ## The base model
 #
-# We measure the base model on the **held-out** evaluation prompts (training prompts are drawn disjoint from them): pass@1 sampled at temperature 1, how often it reasons, and how long its completions are.
+# The starting point is the one measurement of the base made when it was pretrained (notebook 00): 4 samples at temperature 1 for each of 256 held-out chains. Training prompts are drawn disjoint from these.
 
 # %%
-def measure(model):
-    result = evaluate(model, exp.tokenizer, exp.task, exp.eval_examples, k=2, temperature=config.temperature,
-                      max_new_tokens=config.max_completion_length, seed=123)
-    return result, result.summary()
-
-base_result, before = measure(exp.model)
-print(json.dumps({k: round(v, 3) for k, v in before.items()}, indent=1))
+if profile.is_tiny:
+    stats = json.loads((TINY_BASE / "base_statistics.json").read_text())
+    before = {"pass@1": stats["chain/pass@1"], "reasoning_rate": stats["chain/reasoning_rate"],
+              "mean_length": stats["chain/mean_length"], "language_mixing_rate": stats["chain/language_mixing_rate"]}
+    say(f"The base: pass@1 **{before['pass@1']:.2f} ± {stats['chain/pass@1_stderr']:.2f}**, reasoning in "
+        f"{before['reasoning_rate']:.0%} of samples, {before['mean_length']:.1f} tokens on average, a second-language "
+        f"word in {before['language_mixing_rate']:.1%} of samples.")
 
 # %% [markdown]
 # ## The run
 #
-# Everything below is `r1lib.grpo.GRPOTrainer`. One step is: sample `G` completions for each of a few prompts → score them with the accuracy and format rewards → group advantages → the clipped loss with a small KL to the frozen base (β) → one optimiser step. These are the trainer's own lines (printed from the library, not copied):
+# Everything below is `r1lib.grpo.GRPOTrainer`, built on the shared `r1lib.trainer.Trainer` loop. One step: sample `G` completions for each of a few prompts → score them with the accuracy and format rewards → group advantages → the clipped loss with a small KL to the frozen base (β) → one optimiser step. These are the trainer's own lines, printed from the library:
 
 # %%
-from r1lib.widgets import show_source
 show_source(GRPOTrainer.training_step, GRPOTrainer.prepare, GRPOTrainer.optimise)
 
 # %% [markdown]
-# Settings that matter on the tiny world: `loss_type="dr_grpo"` and `scale_rewards="none"` (no length bias, no per-prompt re-weighting), truncated completions masked out, β = 0.01. The curves redraw live; metrics go to `runs/03_r1_zero/metrics.jsonl`, sampled completions to `completions.jsonl`, and checkpoints to `checkpoints/`. Stop the cell at any time: the trainer saves a checkpoint, and `trainer.train(resume_from=True)` continues.
+# Settings that matter on the tiny world:
+#
+# * `loss_type="dr_grpo"` and `scale_rewards="none"`: no length bias, no re-weighting of easy and hard prompts (notebook 02);
+# * truncated completions are masked out of the loss;
+# * β = 0.01 keeps the policy near the base;
+# * the learning rate decays along a half cosine to zero at the last step. Without the decay, a constant rate keeps taking full-size steps late in the run, when most groups are all-right (no signal) and the policy's entropy has collapsed: the few groups that still carry a signal then move an almost deterministic policy by as much as at the start, and held-out accuracy can slip after its peak. Exercise 3 puts the two schedules side by side.
+#
+# Metrics go to `metrics.jsonl`, sampled completions (4 prompts per step, all their completions) to `completions.jsonl`, and checkpoints to `checkpoints/` under `runs/03_r1_zero/<profile>/seed-<n>/`. Stop a cell at any time: the trainer saves a checkpoint, and running the cell again continues where it stopped (`resume_from=True`); a finished run is read back rather than trained again. The first seed's curves redraw live.
 
 # %%
-run_dir = runs_dir("03_r1_zero", profile.name)
-trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, exp.reward_funcs, exp.train_examples, config, run_dir,
-                      eval_examples=exp.eval_examples[: config.eval_examples], callbacks=[LiveCurves(every=10)])
-began = time.time()
-history = trainer.train()
-rl_seconds = time.time() - began
-print(f"{trainer.state.step} GRPO steps in {rl_seconds:.0f}s ({rl_seconds / max(1, trainer.state.step):.2f}s per step)")
+histories, trainers, seconds = {}, {}, {}
+for seed in SEEDS:
+    run = with_overrides(profile, seed=seed)
+    exp = build_experiment(run, seed=seed)
+    callbacks = [LiveCurves(every=10)] if seed == SEEDS[0] else []
+    trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, exp.reward_funcs, exp.train_examples, run.grpo,
+                          runs_dir("03_r1_zero", profile.name, f"seed-{seed}"), eval_examples=exp.eval_examples,
+                          callbacks=callbacks)
+    began = time.time()
+    histories[seed] = trainer.train(resume_from=True)
+    seconds[seed], trainers[seed] = time.time() - began, trainer
+    print(f"seed {seed}: {trainer.state.step} GRPO steps, {seconds[seed]:.0f}s in this session")
+exp0, trainer0 = build_experiment(profile, seed=SEEDS[0]), trainers[SEEDS[0]]
 
 # %% [markdown]
-# ## The curves
+# ## The curves, three seeds
 #
-# Training reward (accuracy + format, smoothed), held-out pass@1, mean completion length in tokens, and the fraction of completions that reason inside `<think>`:
+# Each panel shows the mean over the seeds and, shaded, the range between the lowest and the highest. Per-step metrics are smoothed over 5 steps; held-out pass@1 and reasoning rate are measured every `eval_steps` on 256 held-out chains (one sample each).
 
 # %%
-fig = plot_history(history, ["reward", "eval/pass@1", "completions/mean_length", "eval/reasoning_rate"],
-                   ["training reward", "held-out pass@1", "completion length (tokens)", "reasoning rate"])
+keys = ["reward", "eval/pass@1", "completions/mean_length", "eval/reasoning_rate",
+        "kl", "entropy", "frac_reward_zero_std", "completions/language_mixing_rate"]
+titles = ["training reward (accuracy + format)", "held-out pass@1", "completion length", "held-out reasoning rate",
+          "KL to the base", "entropy per token", "groups with no reward spread", "samples mixing languages"]
+plot_seed_band(list(histories.values()), keys, titles)
 plt.show()
 
 # %% [markdown]
-# ## After training
+# How to read the bottom row: **KL** stays small (β keeps the policy near the base); **entropy** falls as the policy settles on reasoning; the share of **groups with no reward spread** rises as the policy gets most prompts right: those groups carry no gradient, so learning slows by itself.
+#
+# ## Stable to the end
+#
+# The peak and the end of each run, on the held-out evaluations:
 
 # %%
-trained_result, after = measure(exp.model)
-print(f"{'':>16} {'before':>8} {'after':>8}")
-for key in before:
-    print(f"{key:>16} {before[key]:8.3f} {after[key]:8.3f}")
-plot_before_after(before, after, ["pass@1", "reasoning_rate", "mean_length", "reflection_rate"], "base vs R1-Zero (held-out)")
+stability = {}
+for seed, history in histories.items():
+    steps, values = series(history, "eval/pass@1")
+    best = max(range(len(values)), key=lambda i: values[i])
+    stability[seed] = {"base": values[0], "best": values[best], "best_step": steps[best], "final": values[-1]}
+rows = [[seed, f"{s['base']:.3f}", f"{s['best']:.3f} (step {s['best_step']})", f"{s['final']:.3f}",
+         f"{s['best'] - s['final']:.3f}"] for seed, s in stability.items()]
+show_html(html_table(["seed", "pass@1 at step 0", "best pass@1", "final pass@1", "best − final"], rows, monospace=False))
+worst_drop = max(s["best"] - s["final"] for s in stability.values())
+say(f"Across the seeds the final checkpoint is at most **{worst_drop:.3f}** below the run's best evaluation, and "
+    f"{min(s['final'] - s['base'] for s in stability.values()):.2f} or more above step 0.")
+
+# %% [markdown]
+# ## Before and after (seed 0)
+#
+# The base against the final policy of seed 0, measured exactly as the base was: 4 samples for each of the 256 held-out chains, temperature 1.
+
+# %%
+model, tokenizer, task = trainer0.model, trainer0.tokenizer, trainer0.task
+evaluation = exp0.eval_examples
+trained_result = evaluate(model, tokenizer, task, evaluation, k=4, max_new_tokens=config.max_completion_length, seed=0)
+after = trained_result.summary()
+if not profile.is_tiny:  # no shipped measurement of a hub model: measure it here the same way
+    before = evaluate(exp0.model, exp0.tokenizer, task, evaluation, k=4, max_new_tokens=config.max_completion_length, seed=0).summary()
+for key in ("pass@1", "reasoning_rate", "mean_length", "language_mixing_rate"):
+    print(f"{key:>22}: {before[key]:7.3f} -> {after[key]:7.3f}")
+say(f"pass@1 **{before['pass@1']:.2f} → {after['pass@1']:.2f}** (± {trained_result.pass_at_1_stderr:.2f}); reasoning "
+    f"{before['reasoning_rate']:.0%} → {after['reasoning_rate']:.0%}; length {before['mean_length']:.1f} → "
+    f"{after['mean_length']:.1f} tokens.")
+plot_before_after(before, after, ["pass@1", "reasoning_rate", "mean_length", "language_mixing_rate"],
+                  "base vs R1-Zero (held-out)", labels=("base", "R1-Zero"))
 plt.show()
 
 # %% [markdown]
-# ## Early vs late, side by side
-#
-# The same held-out prompts, answered by the base model (left) and by the trained policy (right). Sampled at temperature 1, so each is one draw, not the only possible answer.
+# The same held-out prompts, answered by the base model and by the trained policy, one sample each (green: right, red: wrong):
 
 # %%
-from IPython.display import HTML, display
-
-def cell(text, right):
-    colour = "#e6f4ea" if right else "#fce8e6"
-    return f"<td style='background:{colour};font-family:monospace;text-align:left'>{text}</td>"
-
-rows = []
-for i, example in enumerate(exp.eval_examples[:8]):
-    rows.append(f"<tr><td style='font-family:monospace'>{example.question[:80]} → {example.answer}</td>"
-                + cell(base_result.completions[i][0][:300], base_result.correct[i][0])
-                + cell(trained_result.completions[i][0][:300], trained_result.correct[i][0]) + "</tr>")
-display(HTML("<table><tr><th>prompt</th><th>base model</th><th>after GRPO</th></tr>" + "".join(rows) + "</table>"))
+base_model = exp0.model  # a fresh copy of the base
+base_result = evaluate(base_model, tokenizer, task, evaluation[:8], k=1, max_new_tokens=config.max_completion_length, seed=3)
+late_result = evaluate(model, tokenizer, task, evaluation[:8], k=1, max_new_tokens=config.max_completion_length, seed=3)
+green, red = "#e6f4ea", "#fce8e6"
+rows, colours = [], []
+for i, example in enumerate(evaluation[:8]):
+    rows.append([f"{example.question} → {example.answer}", base_result.completions[i][0], late_result.completions[i][0]])
+    colours.append([None, green if base_result.correct[i][0] else red, green if late_result.correct[i][0] else red])
+show_html(html_table(["prompt → answer", "base model", "after GRPO"], rows, colours))
 
 # %% [markdown]
-# And from the training log: completions sampled at the first and at the last step.
+# And from the training log of seed 0: completions sampled at the first and at the last step.
 
 # %%
-logged = [json.loads(line) for line in (run_dir / "completions.jsonl").read_text().splitlines()]
-for step in (1, trainer.state.step):
+logged = [json.loads(line) for line in (trainer0.output_dir / "completions.jsonl").read_text().splitlines()]
+for step in (1, trainer0.state.step):
     print(f"--- step {step}")
-    for record in [r for r in logged if r["step"] == step][:4]:
+    for record in [r for r in logged if r["step"] == step][:: config.num_generations][:4]:
         print(f"reward={record['reward']:.0f} | {record['question'][:60]} -> {record['completion'][:150]}")
 
 # %% [markdown]
-# **What it means.** Nobody told the model to think. It was rewarded only for right answers in the right format, and it discovered that the rare step-by-step behaviour of its pretraining gets more answers right. RL amplified it: reasoning became the default, completions got longer, and accuracy climbed towards what the base could reach when *forced* to reason. That is the R1-Zero signature. Its ceiling is set by the base: RL sharpened an ability the base already had, it did not create arithmetic from nothing.
+# ## Language mixing
 #
-# Worth noticing in longer runs: on short chains, thinking buys little, and a policy with a high learning rate may drift back to direct answers there. Thinking is learned where it pays.
+# Some of the base's rare reasoning traces used the second language's connector (`luego` for `so`), a few mixed both. Nothing in the rewards cares which word joins two steps, so RL amplified whatever reasoning happened to be rewarded, in whichever language it came. This is the problem the R1 paper reports for R1-Zero: its chains of thought mixed languages and were hard to read.
+
+# %%
+fig, ax = plt.subplots(figsize=(5, 3.2))
+for seed, history in histories.items():
+    steps, values = series(history, "eval/language_mixing_rate")
+    ax.plot(steps, values, marker="o", label=f"seed {seed}")
+ax.set_xlabel("GRPO step"); ax.set_ylabel("share of held-out samples"); ax.set_ylim(0, 1)
+ax.set_title("reasoning that uses a second-language word"); ax.legend(); ax.grid(alpha=0.3)
+plt.show()
+mixing = {seed: series(h, "eval/language_mixing_rate")[1] for seed, h in histories.items()}
+say(f"At step 0, {min(v[0] for v in mixing.values()):.0%}–{max(v[0] for v in mixing.values()):.0%} of held-out samples "
+    f"mix languages; at the end, {min(v[-1] for v in mixing.values()):.0%}–{max(v[-1] for v in mixing.values()):.0%}. "
+    f"Multi-stage R1 fixes this with a language-consistency reward and a readable cold start: notebooks 05 and 06.")
+
+# %% [markdown]
+# **What it means.** Nobody told the model to think. It was rewarded only for right answers in the right format, and it discovered that the rare step-by-step behaviour of its pretraining gets more answers right. RL amplified it: reasoning became the default, completions got longer, and accuracy climbed towards what the base could reach when *forced* to reason. That is the R1-Zero signature. Its ceiling is set by the base: RL sharpened an ability the base already had, it did not create arithmetic from nothing. And it amplified the base's habits along with its skills, language mixing included.
+#
+# ### What DeepSeek tried and dropped
+#
+# The paper reports two ideas that did not work for them at scale, both popular at the time:
+#
+# * **Process reward models** (a learned score for every intermediate step, not just the final answer). A "step" is hard to define in free-form reasoning; judging whether an intermediate step is right is hard to automate and too costly to label by hand at scale; and a learned step scorer is open to reward hacking, which means retraining it and complicating the whole pipeline. The benefit did not repay the cost.
+# * **Monte Carlo tree search** over reasoning steps, as AlphaGo did over moves. The space of token sequences is vastly larger than a board game's, so the search has to be capped at each node, which traps it in local optima; and the value model that should guide the search is hard to train well, so the loop of search and self-improvement did not take off.
+#
+# Both share a lesson with notebook 01: anything learned that stands between the policy and the true outcome becomes a target for the policy. R1 kept a rule that checks the final answer.
 #
 # ## Exercises
-# 1. Re-run with `loss_type="grpo"` and `scale_rewards="group"` (the original GRPO) via `r1lib.profiles.with_overrides`. Do length and accuracy behave differently?
-# 2. Set `beta=0.0`. Does the run drift further from the base (watch `kl` in `metrics.jsonl`)?
-# 3. Remove the format reward. Does the model still learn to reason?
+# 1. Train with the original GRPO settings (`loss_type="grpo"`, `scale_rewards="group"`). Do length and accuracy behave differently?
+# 2. Set `beta=0.0`. How much further does the policy drift from the base (watch `kl`)?
+# 3. Train with a constant learning rate (`lr_scheduler_type="constant"`) and compare the end of the run with its best evaluation.
+#
+# The solutions train at a small size (a few dozen steps) so that they run in a minute; run them longer to see more.
 
 # %% [solution]
-# Solution sketch for exercise 1 (collapsed): train a second policy with the original GRPO settings.
-from r1lib.profiles import with_overrides
-original = with_overrides(profile, loss_type="grpo", scale_rewards="group", max_steps=min(30, config.max_steps))
-print(original.grpo.loss_type, original.grpo.scale_rewards, original.grpo.max_steps)
-# exp2 = build_experiment(original); GRPOTrainer(exp2.model, ..., original.grpo, runs_dir("03_original")).train()
+# Solution to exercise 1 (collapsed): the original GRPO normalisation and std-scaled advantages.
+SHORT = {"smoke": 5, "cpu": 40, "gpu": 20}[profile.name]
+
+def short_run(name, **changes):
+    run = with_overrides(profile, max_steps=SHORT, eval_steps=SHORT, save_steps=SHORT, **changes)
+    e = build_experiment(run, seed=0)
+    return GRPOTrainer(e.model, e.tokenizer, e.task, e.reward_funcs, e.train_examples, run.grpo, runs_dir("03_exercises", profile.name, name),
+                       eval_examples=e.eval_examples, progress=False).train()
+
+original = short_run("original", loss_type="grpo", scale_rewards="group")
+print(f"original GRPO after {SHORT} steps: pass@1 {original[-1]['eval/pass@1']:.3f}, length {original[-1]['completions/mean_length']:.1f}"
+      f"  (dr_grpo seed 0 at step {SHORT}: length {series(histories[0], 'completions/mean_length')[1][SHORT - 1]:.1f})")
+# On a base this strong both normalisations work; the length bias of "grpo" (notebook 02) matters when wrong
+# answers are common and long, as with a weak base.
+
+# %% [solution]
+# Solution to exercise 2 (collapsed): no KL penalty at all.
+free = short_run("beta0", beta=0.0)
+drift = [m for m in free if "entropy" in m]
+print(f"beta=0: pass@1 {free[-1]['eval/pass@1']:.3f}; the trainer logs no KL without a reference, "
+      f"so compare entropy: {drift[-1]['entropy']:.3f} vs {series(histories[0], 'entropy')[1][SHORT - 1]:.3f} with beta")
+# To measure the drift itself, train with a tiny beta (1e-4): the reference is kept and `kl` is logged.
+
+# %% [solution]
+# Solution to exercise 3 (collapsed): a constant learning rate.
+constant = short_run("constant", lr_scheduler_type="constant")
+steps_c, values_c = series(constant, "eval/pass@1")
+print(f"constant lr: best {max(values_c):.3f}, final {values_c[-1]:.3f}; cosine (seed 0): final {stability[0]['final']:.3f}")
+# Over a short run the two schedules can end alike. The difference shows late in long runs, when most groups carry
+# no signal and the entropy has collapsed: try max_steps=200 with eval_steps=10 and compare the last evaluations.
 
 # %% [markdown]
 # ## Checks
 
 # %%
 gain = after["pass@1"] - before["pass@1"]
-print(f"pass@1 {before['pass@1']:.3f} -> {after['pass@1']:.3f} (+{gain:.3f}); length {before['mean_length']:.1f} -> {after['mean_length']:.1f}; {rl_seconds:.0f}s of RL")
+print(f"pass@1 {before['pass@1']:.3f} -> {after['pass@1']:.3f} (+{gain:.3f}); length {before['mean_length']:.1f} -> "
+      f"{after['mean_length']:.1f}; seconds per seed {[round(s) for s in seconds.values()]}")
 if profile.is_tiny:
-    required_gain = 0.40 if profile.name == "cpu" else 0.15
+    required_gain = 0.40 if profile.name == "cpu" else 0.10
     assert gain >= required_gain, f"pass@1 rose by {gain:.3f}, expected at least {required_gain}"
-    assert after["mean_length"] > before["mean_length"]
-    assert after["reasoning_rate"] > before["reasoning_rate"]
+    assert after["mean_length"] > before["mean_length"] and after["reasoning_rate"] > before["reasoning_rate"]
+    assert all(h[-1]["step"] == config.max_steps for h in histories.values())
     if profile.name == "cpu":
-        assert rl_seconds <= 300, f"RL took {rl_seconds:.0f}s, more than 5 minutes"
+        assert len(histories) == 3
+        for seed, s in stability.items():
+            assert s["best"] - s["final"] <= 0.02, (seed, s)  # the end is within 2 points of the run's best
+            assert s["final"] >= s["base"] + 0.40, (seed, s)
+        assert after["language_mixing_rate"] > before["language_mixing_rate"]
+        assert all(s <= 300 for s in seconds.values()), seconds
 else:
     assert after["pass@1"] >= before["pass@1"]
 print("all checks passed")

@@ -1,54 +1,56 @@
 # %% [markdown]
 # # 04 · Evaluation and the "aha moment"
 #
-# **What we will see.** How the R1 paper measures a reasoning model, applied to the R1-Zero run of notebook 03:
+# **What we will see.** How the R1 paper measures a reasoning model, applied to the R1-Zero run of notebook 03, and then the scene the paper made famous:
 #
 # * **pass@1 averaged over k samples.** The paper samples several answers per question at temperature 0.6 and reports the mean accuracy, because greedy decoding of a reasoning model is unstable and repetitive.
-# * **pass@k**: is *any* of k samples right? The unbiased estimator avoids the bias of literally drawing k samples.
-# * **cons@k** (self-consistency): the majority vote of k samples. On AIME 2024, R1-Zero scored 71.0 pass@1 and 86.7 cons@64.
-# * **The "aha moment"**: the paper watched reflection words such as "wait" grow over training. We count the same ten words across the checkpoints of notebook 03.
+# * **pass@k**: is *any* of k samples right? Sampling k answers and checking is itself an unbiased but noisy way to measure it; the estimator below is unbiased too and has less variance.
+# * **cons@k** (self-consistency): the majority vote of k samples. In the Nature paper, R1-Zero scored 77.9% pass@1 on AIME 2024 and 86.7% with self-consistency. (The earlier arXiv version reported 71.0% pass@1 and 86.7% cons@64.)
+# * **The aha moment.** During RL the paper saw reflection words such as "wait" suddenly become much more frequent, with the model re-examining its steps. We show when and why that happens in the tiny world: not on chains, but on the search task, where checking a candidate is easier than finding the answer.
 # * A **completion browser** to read what the model actually wrote.
 
 # %%
+import json
+import time
 from dataclasses import replace
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
-from r1lib.checkpoint import latest_checkpoint
-from r1lib.evaluate import REFLECTION_WORDS, evaluate, evaluate_checkpoints, pass_at_k, reflection_word_counts
+from r1lib.checkpoint import complete_checkpoints, latest_checkpoint
+from r1lib.evaluate import (ALL_REFLECTION_WORDS, REFLECTION_WORDS, evaluate, evaluate_checkpoints, has_reflection,
+                            pass_at_k, reflection_word_counts)
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.models import load_model_and_tokenizer, load_trained
-from r1lib.profiles import get_profile, runs_dir
+from r1lib.plots import running_mean, series
+from r1lib.profiles import TINY_BASE, get_profile, runs_dir
+from r1lib.widgets import html_table, say, show_html
 
 profile = get_profile()
-exp = build_experiment(profile, seed=0)
 config = profile.grpo
-run_dir = runs_dir("03_r1_zero", profile.name)
+exp = build_experiment(profile, seed=0)
+run_dir = runs_dir("03_r1_zero", profile.name, "seed-0")
 
 # %% [markdown]
-# ## The checkpoints of notebook 03
+# ## The run of notebook 03
 #
-# Notebook 03 saved a checkpoint every `save_steps` steps under `runs/03_r1_zero/<profile>/checkpoints/`. If you have not run it (or it was interrupted), the next cell trains the same run now; with `resume_from=True` it continues an interrupted run instead of starting over.
+# Notebook 03 saved a checkpoint every `save_steps` steps under `runs/03_r1_zero/<profile>/seed-0/checkpoints/`. If you have not run it (or it was interrupted), the next cell trains the same run now; with `resume_from=True` it continues an interrupted run instead of starting over.
 
 # %%
-checkpoint_root = run_dir / "checkpoints"
-final = latest_checkpoint(checkpoint_root)
+final = latest_checkpoint(run_dir / "checkpoints")
 if final is None or int(final.name.split("-")[1]) < config.max_steps:
     print("notebook 03's run is missing or unfinished: training it now")
     GRPOTrainer(exp.model, exp.tokenizer, exp.task, exp.reward_funcs, exp.train_examples, config, run_dir,
-                eval_examples=exp.eval_examples[: config.eval_examples]).train(resume_from=True)
-    final = latest_checkpoint(checkpoint_root)
-checkpoints = sorted(checkpoint_root.glob("step-*"))
-print("checkpoints:", [c.name for c in checkpoints])
+                eval_examples=exp.eval_examples).train(resume_from=True)
+    final = latest_checkpoint(run_dir / "checkpoints")
+print("final checkpoint:", final.name)
 
 # %% [markdown]
 # ## pass@1 over k samples, pass@k, and cons@k
 #
 # We sample `k` completions per held-out question from the base model and from the final R1-Zero checkpoint. For a question with `n` samples of which `c` are right, the unbiased pass@k is
 # $$\text{pass@}k = 1 - \binom{n-c}{k} \Big/ \binom{n}{k},$$
-# the chance that at least one of `k` samples drawn from the `n` is right. A check by hand: with `n=4, c=1`, pass@2 = 1 − C(3,2)/C(4,2) = 1 − 3/6 = 0.5.
+# the chance that at least one of `k` samples drawn without replacement from the `n` is right. Why not just plug the observed rate $c/n$ into $1-(1-c/n)^k$? Because that is biased: it understates pass@k (Jensen's inequality on a convex function of a noisy estimate). The combinatorial form uses all $n$ samples and is exactly unbiased. A check by hand: with `n=4, c=1`, pass@2 = 1 − C(3,2)/C(4,2) = 1 − 3/6 = 0.5.
 
 # %%
 print("pass@2 with n=4, c=1:", pass_at_k(4, 1, 2))
@@ -67,7 +69,12 @@ results = {"base": evaluate(base_model, tokenizer, exp.task, questions, **sampli
 table = {}
 for name, result in results.items():
     table[name] = {"pass@1": result.pass_at_1, f"cons@{k}": result.cons_at_k(exp.task, questions), f"pass@{k}": result.pass_at(k)}
-    print(f"{name:>8}: " + "  ".join(f"{m} {v:.3f}" for m, v in table[name].items()))
+    print(f"{name:>8}: " + "  ".join(f"{m} {v:.3f}" for m, v in table[name].items()) + f"   (pass@1 ± {result.pass_at_1_stderr:.3f})")
+if profile.is_tiny:
+    stats = json.loads((TINY_BASE / "base_statistics.json").read_text())
+    say(f"These samples give the base a pass@1 of {table['base']['pass@1']:.2f} ± {results['base'].pass_at_1_stderr:.2f}; "
+        f"the shared measurement of notebook 00 says {stats['chain/pass@1']:.2f} ± {stats['chain/pass@1_stderr']:.2f}. "
+        f"Different samples, same model: they agree within their errors.")
 
 # %%
 fig, ax = plt.subplots(figsize=(5, 3.2))
@@ -81,53 +88,144 @@ plt.show()
 # %% [markdown]
 # **What it means.** Majority voting beats a single sample when the right answer is the *most likely* one even if it is far from certain: wrong answers scatter over many values while right ones agree. pass@k is an upper bound that needs a verifier to pick the right sample; cons@k needs none. After RL, pass@1 has moved much closer to pass@k: RL made the model's *first* try good, which is exactly what it was rewarded for.
 #
-# ## The aha moment, measured
+# ## The aha moment
 #
-# Now every checkpoint of the run. For each we sample the held-out questions and record pass@1, mean length, the fraction of completions that reason, and the frequency of each of the ten reflection words that the Nature version of the paper tracks.
+# Notebook 03 showed reasoning and length rising on chains, but not reflection. That is not a failure of RL, it is a property of the chain task: checking a step of a chain is exactly as hard as doing it, so a trace that says "wait" and redoes a step gains nothing. Reflection can only pay where **checking a candidate is much easier than producing the answer**.
+#
+# The search task is built that way. `3859=7` asks for two of the digits whose sum ends in 7. A guessed pair is often wrong; checking a pair is one step (`3+8=1`, not 7). The base saw three kinds of search documents in pretraining: direct guesses (most), careless traces that check the first pair and answer it even when it fails, and a few diligent traces that say `wait` after a failed check and try the next pair until one works.
+#
+# First, which reflection words can the tiny model say at all? The paper tracked ten. In the tiny world's tokenizer, only `wait` is a single token, with `espera` as its second-language twin; the others can only be spelled letter by letter and never appear in the corpus:
 
 # %%
-samples = 2 if profile.name == "smoke" else 4  # reflection is rare: the CPU profile samples more to measure it
-per_checkpoint = evaluate_checkpoints(checkpoints, exp.task, questions, load, k=samples,
-                                      temperature=config.temperature, max_new_tokens=config.max_completion_length, seed=11)
-base_curve = evaluate(base_model, tokenizer, exp.task, questions, k=samples, temperature=config.temperature,
-                      max_new_tokens=config.max_completion_length, seed=11)
-curve = [(0, base_curve)] + per_checkpoint
-steps = [s for s, _ in curve]
-reflection = [r.reflection_rate for _, r in curve]
-lengths = [r.mean_length for _, r in curve]
-fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
-axes[0].plot(steps, [r.pass_at_1 for _, r in curve], marker="o"); axes[0].set_title("pass@1")
-axes[1].plot(steps, lengths, marker="o"); axes[1].set_title("mean completion length (tokens)")
-axes[2].plot(steps, [r.reasoning_rate for _, r in curve], marker="o"); axes[2].set_title("reasoning rate")
-axes[3].plot(steps, reflection, marker="o", color="tab:red"); axes[3].set_title("completions with a reflection word")
-for ax in axes: ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3)
-plt.tight_layout(); plt.show()
-
-# %%
-words = {step: reflection_word_counts([c for row in r.completions for c in row]) for step, r in curve}
-first, last = steps[0], steps[-1]
-print(f"{'word':>9} {'step ' + str(first):>10} {'step ' + str(last):>10}")
-for word in REFLECTION_WORDS:
-    print(f"{word:>9} {words[first][word]:10.3f} {words[last][word]:10.3f}")
+single = {w: len(tokenizer(f" {w} ", add_special_tokens=False)["input_ids"]) == 1 for w in ALL_REFLECTION_WORDS}
+print("single tokens:", [w for w, one in single.items() if one])
+print("spelled out only:", [w for w, one in single.items() if not one])
 
 # %% [markdown]
-# In the tiny world, "wait" exists because a few pretraining traces corrected a slip (`6+2 wait 7+2`), and it only ever appears inside reasoning. As RL made reasoning the default, those self-corrections came along: reflection rose with reasoning and length, from a low base (a few percent of samples, so it takes a few hundred samples to see; the `smoke` profile's short run is too small to measure it reliably). RL did not make the tiny model reflect *more often per reasoning trace*: nothing in its rewards pays for reflection. In the paper the rise is dramatic because the base model is far richer and long problems reward checking one's work; the measurement is the same.
+# Now R1-Zero on the search task, from the same base, with exactly the settings of notebook 03 and the same two rewards. No reward mentions reflection.
+
+# %%
+search_exp = build_experiment(profile, seed=0, task="search")
+aha_dir = runs_dir("04_aha", profile.name)
+aha = GRPOTrainer(search_exp.model, search_exp.tokenizer, search_exp.task, search_exp.reward_funcs, search_exp.train_examples,
+                  config, aha_dir, eval_examples=search_exp.eval_examples)
+began = time.time()
+aha_history = aha.train(resume_from=True)
+aha_seconds = time.time() - began
+print(f"{aha.state.step} GRPO steps, {aha_seconds:.0f}s in this session")
+
+# %% [markdown]
+# We measure every checkpoint as the base was measured (4 samples for each of the 256 held-out problems): the share of *all* samples containing a reflection word, and the share of *reasoning traces* containing one. The second tells whether reflection grows by itself, or only rides along with reasoning becoming more common.
+
+# %%
+samples = 4 if profile.is_tiny else 2
+checkpoints = complete_checkpoints(aha_dir / "checkpoints")
+measured = evaluate_checkpoints(checkpoints, search_exp.task, search_exp.eval_examples, load, k=samples,
+                                temperature=config.temperature, max_new_tokens=config.max_completion_length, seed=0)
+base_search = evaluate(base_model, tokenizer, search_exp.task, search_exp.eval_examples, k=samples,
+                       temperature=config.temperature, max_new_tokens=config.max_completion_length, seed=0)
+curve = [(0, base_search)] + measured
+steps = [s for s, _ in curve]
+overall = [r.reflection_rate for _, r in curve]
+per_trace = [r.reflection_per_trace for _, r in curve]
+accuracy = [r.pass_at_1 for _, r in curve]
+lengths = [r.mean_length for _, r in curve]
+
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.4))
+train_steps, train_overall = series(aha_history, "completions/reflection_rate")
+axes[0].plot(train_steps, running_mean(train_overall, 3), color="0.75", label="training samples (3-step mean)")
+axes[0].plot(steps, overall, marker="o", lw=2, color="tab:red", label="held-out: all samples")
+axes[0].plot(steps, per_trace, marker="s", lw=2, color="tab:purple", label="held-out: reasoning traces")
+axes[0].set_ylim(0, 1); axes[0].set_ylabel("share containing wait/espera"); axes[0].set_title("reflection"); axes[0].legend(fontsize=8)
+axes[1].plot(steps, accuracy, marker="o", lw=2); axes[1].set_ylim(0, 1); axes[1].set_ylabel("pass@1 (held-out)")
+axes[1].set_title("accuracy")
+axes[2].plot(steps, lengths, marker="o", lw=2); axes[2].set_ylabel("tokens"); axes[2].set_title("completion length")
+for ax in axes:
+    ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3)
+plt.tight_layout(); plt.show()
+say(f"Reflection: **{overall[0]:.1%} → {overall[-1]:.1%}** of all samples, **{per_trace[0]:.0%} → {per_trace[-1]:.0%}** "
+    f"of reasoning traces. pass@1 {accuracy[0]:.2f} → {accuracy[-1]:.2f}; length {lengths[0]:.1f} → {lengths[-1]:.1f} "
+    f"tokens; {aha_seconds:.0f}s of RL in this session.")
+
+# %% [markdown]
+# How fast did it happen? The training log has the share of sampled completions that reflect at every step; in windows of 10 steps:
+
+# %%
+window = 10
+windows = [(start + 1, start + window, sum(train_overall[start : start + window]) / len(train_overall[start : start + window]))
+           for start in range(0, len(train_overall), window)]
+print("  ".join(f"steps {a}-{b}: {v:.0%}" for a, b, v in windows))
+jumps = [b[2] - a[2] for a, b in zip(windows, windows[1:])]
+steepest = max(range(len(jumps)), key=lambda i: jumps[i]) if jumps else 0
+# A diligent search that succeeds on its first pair never says wait: the share of problems whose first pair fails
+# is the ceiling of reflection per trace.
+ceiling = sum(not search_exp.task.search_steps(e)[0][1] for e in search_exp.eval_examples) / len(search_exp.eval_examples)
+if jumps:
+    say(f"The largest change between two windows is **+{jumps[steepest]:.0%}**, from steps {windows[steepest][0]}–"
+        f"{windows[steepest][1]} to {windows[steepest + 1][0]}–{windows[steepest + 1][1]}. At the end, "
+        f"{per_trace[-1]:.0%} of reasoning traces reflect, against a ceiling of {ceiling:.0%}: the share of problems "
+        f"whose first pair fails, where a search has to go on.")
+
+# %% [markdown]
+# Both languages' reflection words, before and after:
+# Both languages' reflection words, before and after:
+
+# %%
+words_before = reflection_word_counts([c for row in base_search.completions for c in row])
+words_after = reflection_word_counts([c for row in measured[-1][1].completions for c in row])
+rows = [[w, f"{words_before[w]:.3f}", f"{words_after[w]:.3f}"] for w in ALL_REFLECTION_WORDS]
+show_html(html_table(["word", "base", f"step {steps[-1]}"], rows, monospace=False))
+
+# %% [markdown]
+# What a successful `wait` looks like, and the same problems answered by the base:
+
+# %%
+final_search = measured[-1][1]
+shown = []
+for i, example in enumerate(search_exp.eval_examples):
+    for j, text in enumerate(final_search.completions[i]):
+        if " wait " in text and final_search.correct[i][j]:
+            shown.append((example, base_search.completions[i][0], base_search.correct[i][0], text))
+            break
+    if len(shown) == 5:
+        break
+green, red = "#e6f4ea", "#fce8e6"
+show_html(html_table(["problem", "base", "after RL"], [[f"{e.question}", b, a] for e, b, _, a in shown],
+                     [[None, green if ok else red, green] for _, _, ok, _ in shown]))
+
+# %% [markdown]
+# **How to read it.** The base already *knew* diligent search: a few of its pretraining documents showed it, and it sometimes produced it. RL did not invent reflection; it found that traces which go on after a failed check are right far more often than guesses or careless traces, and amplified them. Three conditions made that possible (the README's section on the tiny world tells how the first two were found while building it):
+#
+# * **reflection must pay**: in the chain task, re-checking a step costs as much as the step, and nothing makes `wait` worth its tokens there;
+# * **the shortcut must not be learnable**: direct answers in the search documents are guesses, so there is no one-shot answer for the model to learn instead of searching;
+# * **the behaviour must exist in the base**, however rarely, so that sampling finds it and the group advantage can reward it.
+#
+# That is also the honest reading of R1-Zero's aha moment, as later studies of base models found: self-reflection was already present, rarely, in the base model, and RL made it frequent because it paid.
 #
 # ## Reading completions
 #
-# Numbers hide a lot. The browser shows the completions sampled during training, step by step, with each reward (green: right answer, red: wrong).
+# Numbers hide a lot. The browser shows the completions sampled during the search run, step by step and prompt by prompt (four prompts per step, all eight completions of each), with every reward (green: right answer, red: wrong). Drag the slider from the first steps to the last.
 
 # %%
 from r1lib.widgets import CompletionBrowser
 
-browser = CompletionBrowser(run_dir / "completions.jsonl")
+browser = CompletionBrowser(aha_dir / "completions.jsonl")
 browser.show();
 
 # %% [markdown]
 # ## Exercises
 # 1. Repeat the pass@k table at temperature 0.6, the paper's setting. Which metric changes most?
 # 2. Which chain lengths does the base model get wrong that R1-Zero gets right? Group `results["R1-Zero"].correct` by `len(e.info["terms"])`.
-# 3. Find a completion containing "wait" in the browser. Was the corrected step actually right?
+# 3. Among the final search samples that reflect, how often is the answer right, and how many checks did they make? Compare with the samples that do not reflect.
+
+# %% [solution]
+# Solution to exercise 1 (collapsed).
+cool = dict(sampling, temperature=0.6)
+for name, m in (("base", base_model), ("R1-Zero", final_model)):
+    r = evaluate(m, tokenizer, exp.task, questions, **cool)
+    print(f"{name:>8} at T=0.6: pass@1 {r.pass_at_1:.3f}  cons@{k} {r.cons_at_k(exp.task, questions):.3f}  pass@{k} {r.pass_at(k):.3f}")
+# A lower temperature pulls each sample towards the model's habit. R1-Zero's habit is to reason, so its pass@1 rises;
+# the base's habit is a direct guess, so its pass@1 falls. pass@k loses some of the diversity it lives on.
 
 # %% [solution]
 # Solution to exercise 2 (collapsed).
@@ -135,10 +233,19 @@ from collections import defaultdict
 by_length = defaultdict(lambda: [0, 0, 0])
 for example, base_row, rl_row in zip(questions, results["base"].correct, results["R1-Zero"].correct):
     if "terms" in example.info:
-        stats = by_length[len(example.info["terms"])]
-        stats[0] += sum(base_row); stats[1] += sum(rl_row); stats[2] += len(base_row)
+        counts = by_length[len(example.info["terms"])]
+        counts[0] += sum(base_row); counts[1] += sum(rl_row); counts[2] += len(base_row)
 for terms, (b, r, n) in sorted(by_length.items()):
     print(f"{terms} terms: base {b / n:.2f}  R1-Zero {r / n:.2f}")
+
+# %% [solution]
+# Solution to exercise 3 (collapsed).
+reflecting = [(c, ok) for row, oks in zip(final_search.completions, final_search.correct) for c, ok in zip(row, oks) if has_reflection(c)]
+plain = [(c, ok) for row, oks in zip(final_search.completions, final_search.correct) for c, ok in zip(row, oks) if not has_reflection(c)]
+checks = [c.count("=") for c, _ in reflecting]
+print(f"reflecting samples: {len(reflecting)}, right {sum(ok for _, ok in reflecting) / max(1, len(reflecting)):.2f}, "
+      f"{sum(checks) / max(1, len(checks)):.1f} checks on average")
+print(f"other samples: {len(plain)}, right {sum(ok for _, ok in plain) / max(1, len(plain)):.2f}")
 
 # %% [markdown]
 # ## Checks
@@ -146,12 +253,18 @@ for terms, (b, r, n) in sorted(by_length.items()):
 # %%
 assert pass_at_k(4, 1, 2) == 0.5
 for name in results:
-    assert table[name][f"cons@{k}"] > table[name]["pass@1"], (name, table[name])
+    assert table[name][f"cons@{k}"] >= table[name]["pass@1"], (name, table[name])
     assert table[name][f"pass@{k}"] >= table[name][f"cons@{k}"] - 1e-9
 assert len(curve) >= 3, "the curves need the base and at least two checkpoints"
 if profile.is_tiny:
-    assert table["R1-Zero"]["pass@1"] > table["base"]["pass@1"] + 0.1
-    assert lengths[-1] > lengths[0], lengths
+    assert table["R1-Zero"]["pass@1"] > table["base"]["pass@1"] + (0.1 if profile.name == "cpu" else 0.0)
+    assert abs(table["base"]["pass@1"] - stats["chain/pass@1"]) <= 3 * (results["base"].pass_at_1_stderr + stats["chain/pass@1_stderr"])
+    assert single["wait"] and single["espera"] and sum(single.values()) == 2
 if profile.name == "cpu":
-    assert reflection[-1] > reflection[0], reflection
+    assert overall[0] <= 0.10 and overall[-1] >= 0.40, overall  # the aha moment, on all samples
+    assert per_trace[-1] >= per_trace[0] + 0.20, per_trace  # and per reasoning trace: not just riding along
+    assert accuracy[-1] >= accuracy[0] + 0.30, accuracy
+    assert aha_seconds <= 300, aha_seconds
+    assert shown, "no successful wait -> retry to show"
+    assert per_trace[-1] <= ceiling + 0.05  # reflection where a search has to go on, not a verbal tic
 print("all checks passed")

@@ -6,7 +6,7 @@ solve them step by step, rewriting the remaining expression with the first pair 
     3+5+9+2 so 8+9+2 so 7+2 so 9
 
 Each step is a local operation (one addition-table lookup and a copy), which is what makes the
-reasoning learnable by a 1M-parameter transformer (DESIGN.md, section 3).
+reasoning learnable by a 1M-parameter transformer.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ It is a real :class:`transformers.PreTrainedTokenizerFast` with a chat template,
 
 Why single tokens for tags and connector words: a 1M-parameter model learns the think/answer
 structure in a few hundred steps when each tag is one token, and stays at chance for much longer
-when it has to spell ``<think>`` out character by character (see DESIGN.md, section 3).
+when it has to spell ``<think>`` out character by character.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: help install course test lab notebooks publish-notebooks tiny-base benchmarks clean
+.PHONY: help install course test lab notebooks publish-notebooks tiny-models benchmarks clean
 
 help:
 	@echo "make course      execute notebooks 00.. on the CPU profile (R1LIB_PROFILE=$(PROFILE))"
@@ -15,7 +15,7 @@ help:
 	@echo "make lab         open JupyterLab on notebooks/"
 	@echo "make notebooks   rebuild notebooks/*.ipynb from notebooks/src (outputs of unchanged cells are kept)"
 	@echo "make publish-notebooks  rebuild, then execute every notebook on the CPU profile into the committed files"
-	@echo "make tiny-base   rebuild data/tiny-base from its seed (about 25 min on 2 cores)"
+	@echo "make tiny-models rebuild data/tiny-base and the two students from their seeds (about 50 min on 2 cores)"
 
 $(STAMP): pyproject.toml scripts/install_torch.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,11 @@ notebooks: install
 publish-notebooks: notebooks
 	runs=$$(mktemp -d) && R1LIB_PROFILE=cpu R1LIB_RUNS_DIR=$$runs $(PY) scripts/run_notebooks.py --in-place && rm -rf $$runs
 
-tiny-base: install
+# Bit for bit: the same seed, PyTorch version and thread count give the same weights.
+tiny-models: install
 	$(PY) -m r1lib.tiny.pretrain --out data/tiny-base --steps 6000 --seed 0 --threads 2
+	$(PY) -m r1lib.tiny.pretrain --out data/tiny-student-quarter --steps 6000 --seed 0 --threads 2 --hidden-size 64 --intermediate-size 192
+	$(PY) -m r1lib.tiny.pretrain --out data/tiny-student-sixteenth --steps 6000 --seed 0 --threads 2 --hidden-size 32 --intermediate-size 96
 
 benchmarks: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,22 +34,22 @@ from .checkpoint import atomic_write_text, save_checkpoint
 from .cold_start import build_cold_start, reference_cold_start
 from .configs import GRPOConfig, RewardModelConfig, SFTConfig
 from .evaluate import EvalResult, evaluate
-from .format import extract_reasoning, is_readable_format, parse_readable
+from .format import is_readable_format
 from .grpo import GRPOTrainer
 from .models import ModelSpec, load_model_and_tokenizer
-from .reward_model import RewardModel, RewardModelTrainer, build_tiny_reward_model
+from .reward_model import RewardModel, RewardModelTrainer, reward_model_from
 from .rewards import (
     RewardFunc,
-    completion_text,
     for_task,
     format_reward,
     make_accuracy_reward,
+    make_script_consistency_reward,
     readable_format_reward,
     tiny_language_consistency_reward,
 )
 from .rollout import render_prompts, rollout
 from .sft import SFTExample, SFTTrainer, load_sft_jsonl, save_sft_jsonl
-from .tasks.base import Example, Task
+from .tasks.base import Example, Task, verify
 from .tasks.general import GeneralTask
 from .tasks.mixture import MixtureTask, interleave, tag
 from .tasks.registry import load_task
@@ -68,7 +69,8 @@ class ColdStartConfig:
     num_prompts: int = 1024
     samples_per_prompt: int = 4
     temperature: float = 1.0
-    max_examples: int | None = 500
+    max_examples: int | None = None  # the whole set; the cold-start stage trains on its first ``size`` examples
+    size: int | None = 500
 
     def __post_init__(self) -> None:
         if self.source not in ("r1_zero", "reference"):
@@ -77,6 +79,8 @@ class ColdStartConfig:
             raise ValueError("need num_prompts >= 1, samples_per_prompt >= 1 and temperature > 0")
         if self.max_examples is not None and self.max_examples < 0:
             raise ValueError(f"max_examples must be None or >= 0, got {self.max_examples}")
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"size must be None (all) or >= 1, got {self.size}")
 
 
 @dataclass
@@ -115,6 +119,7 @@ class PipelineConfig:
     all_scenarios_rl: GRPOConfig
     rejection_sft_start: str = "base"  # the paper restarts from the base; "reasoning_rl" is the alternative
     reasoning_task: str = "chain"
+    language: str = "tiny"  # the language-consistency reward: "tiny" (so/luego words) or "script" (Latin letters)
     num_train_prompts: int = 4000
     num_eval_prompts: int = 256
     num_general_eval: int = 15
@@ -123,11 +128,26 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.rejection_sft_start not in START_POINTS:
             raise ValueError(f"rejection_sft_start must be one of {START_POINTS}, got {self.rejection_sft_start!r}")
+        if self.language not in ("tiny", "script"):
+            raise ValueError(f"language must be 'tiny' or 'script', got {self.language!r}")
+
+    def language_reward(self) -> RewardFunc:
+        """The language-consistency reward this pipeline uses."""
+        return tiny_language_consistency_reward if self.language == "tiny" else make_script_consistency_reward()
+
+
+READABLE_LENGTH = 96  # tokens: a 7-term chain's readable trace, summary and answer need about 80
 
 
 def tiny_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, scale: float = 1.0) -> PipelineConfig:
     """The tiny world's pipeline from a profile's GRPO and SFT configs; ``scale`` < 1 shortens every
-    stage (the smoke profile)."""
+    stage (the smoke profile).
+
+    Stages after the cold start write the readable format, whose summary makes completions longer:
+    they sample up to ``READABLE_LENGTH`` tokens. Stage 4 mixes two reward scales (rules in [0, 2],
+    the reward model's scores of a few units) and halves the reward model's weight and the
+    learning rate, so that general prompts do not swamp the reasoning signal.
+    """
 
     def steps(n: int) -> int:
         return max(2, int(n * scale))
@@ -135,28 +155,62 @@ def tiny_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, scale: float = 1.0) -
     def grpo_for(n: int, **changes) -> GRPOConfig:
         return replace(grpo, max_steps=steps(n), eval_steps=steps(n), save_steps=max(1, steps(n) // 2), **changes)
 
+    def sft_for(n: int) -> SFTConfig:
+        return replace(sft, max_steps=steps(n), eval_steps=steps(n), save_steps=steps(n), max_new_tokens=READABLE_LENGTH)
+
     return PipelineConfig(
         r1_zero=grpo_for(grpo.max_steps),
-        cold_start=ColdStartConfig(num_prompts=steps(1024), max_examples=steps(500)),
-        cold_start_sft=replace(sft, max_steps=steps(sft.max_steps), eval_steps=steps(sft.max_steps),
-                               save_steps=steps(sft.max_steps)),
-        reasoning_rl=grpo_for(80, reward_weights=[1.0, 0.5, 0.5]),
-        reward_model=RewardModelConfig(max_steps=steps(300), per_device_train_batch_size=16, learning_rate=1e-3,
-                                       save_steps=steps(300), eval_steps=steps(300)),
-        rejection=RejectionSamplingConfig(num_prompts=steps(1024)),
-        rejection_sft=replace(sft, max_steps=steps(2 * sft.max_steps), eval_steps=steps(2 * sft.max_steps),
-                              save_steps=steps(sft.max_steps)),
-        all_scenarios_rl=grpo_for(60, reward_weights=[1.0, 0.5, 0.5, 1.0]),
+        cold_start=ColdStartConfig(num_prompts=steps(1024), size=steps(500)),
+        cold_start_sft=sft_for(100),
+        reasoning_rl=replace(grpo_for(60, reward_weights=[1.0, 0.5, 0.5], max_completion_length=READABLE_LENGTH),
+                             eval_steps=max(1, steps(60) // 6)),  # a curve, for the cold-start sweep
+        reward_model=RewardModelConfig(max_steps=steps(200), per_device_train_batch_size=16, learning_rate=1e-3,
+                                       save_steps=steps(200), eval_steps=steps(200)),
+        rejection=RejectionSamplingConfig(num_prompts=steps(1024), max_tokens=READABLE_LENGTH),
+        rejection_sft=sft_for(150),
+        all_scenarios_rl=grpo_for(50, reward_weights=[1.0, 0.5, 0.5, 0.5], max_completion_length=READABLE_LENGTH,
+                                  learning_rate=grpo.learning_rate / 2),
         num_eval_prompts=256 if scale >= 1 else 64,
     )
 
 
-def general_prompt_filter(prompt: Any) -> bool:
-    """True for a tiny-world general request (``greet Ana``), not a reasoning problem."""
-    try:
-        return not str(prompt[-1]["content"])[:1].isdigit()
-    except (TypeError, KeyError, IndexError):
-        return False
+def pipeline_config(profile) -> PipelineConfig:
+    """The pipeline of a profile: the tiny world's at full size (``cpu``), very small (``smoke``,
+    enough to run every stage in CI), or a hub model's on GSM8K (``gpu``)."""
+    if not profile.is_tiny:
+        return gpu_pipeline_config(profile.grpo, profile.sft, profile.task)
+    if profile.name != "smoke":
+        return tiny_pipeline_config(profile.grpo, profile.sft)
+    config = tiny_pipeline_config(profile.grpo, profile.sft, scale=0.1)
+    # The readable format needs a few dozen SFT steps to be learned at all; everything else stays tiny.
+    return replace(config, num_train_prompts=200, num_eval_prompts=16, num_general_eval=4,
+                   cold_start_sft=replace(config.cold_start_sft, max_steps=60, save_steps=60, eval_steps=60))
+
+
+def gpu_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, reasoning_task: str = "gsm8k") -> PipelineConfig:
+    """The pipeline for a hub model on GSM8K at sizes a free T4 runs in an afternoon.
+
+    The cold start comes from GSM8K's own worked solutions (``source="reference"``), and language
+    consistency is the share of Latin-script words (the real R1-Zero mixed Chinese into English).
+    """
+    def shorter(config, steps):
+        return replace(config, max_steps=steps, eval_steps=steps, save_steps=max(1, steps // 2))
+
+    return PipelineConfig(
+        r1_zero=shorter(grpo, 100),
+        cold_start=ColdStartConfig(source="reference", num_prompts=2000, size=1000),
+        cold_start_sft=shorter(sft, 125),
+        reasoning_rl=shorter(replace(grpo, reward_weights=[1.0, 0.5, 0.5]), 100),
+        reward_model=RewardModelConfig(max_steps=200, per_device_train_batch_size=8, learning_rate=1e-5,
+                                       save_steps=100, eval_steps=100, fp16=grpo.fp16),
+        rejection=RejectionSamplingConfig(num_prompts=500, samples_per_prompt=4, max_tokens=grpo.max_completion_length),
+        rejection_sft=shorter(sft, 150),
+        all_scenarios_rl=shorter(replace(grpo, reward_weights=[1.0, 0.5, 0.5, 0.5]), 60),
+        reasoning_task=reasoning_task,
+        num_train_prompts=2000,
+        num_eval_prompts=100,
+        language="script",
+    )
 
 
 class Pipeline:
@@ -245,17 +299,53 @@ class Pipeline:
 
     def reasoning_rewards(self) -> list[RewardFunc]:
         """Stage 2's rewards: accuracy, the readable format, and language consistency."""
-        return [make_accuracy_reward(self.task), readable_format_reward, tiny_language_consistency_reward]
+        return [make_accuracy_reward(self.task), readable_format_reward, self.config.language_reward()]
 
-    def cold_start(self, examples: list[SFTExample] | None = None, stage: str = "cold_start") -> Path:
-        """SFT of the base on the cold-start set (or on ``examples``)."""
-        examples = self.cold_start_data() if examples is None else examples
-        return self._sft(stage, "base", self.config.cold_start_sft, examples)
+    def adopt_r1_zero(self, model_dir: str | Path) -> Path:
+        """Use an R1-Zero model trained elsewhere (notebook 03's run) as this pipeline's ``r1_zero`` stage."""
+        stage = "r1_zero"
+        if self.done(stage):
+            self.log(stage, "skipped")
+            return self.final(stage)
+        model, tokenizer = self.load(model_dir)
+        save_checkpoint(self.final(stage), model, tokenizer)
+        self._finish(stage, {"adopted_from": str(model_dir)})
+        return self.final(stage)
+
+    def cold_start(self, size: int | None | str = "config") -> Path:
+        """SFT of the base on the first ``size`` examples of the cold-start set (None: all of them).
+
+        The configured size writes ``cold_start/``; another size its own ``cold_start_n<size>/``.
+        """
+        size = self.config.cold_start.size if size == "config" else size
+        examples = self.cold_start_data()
+        chosen = examples if size is None else examples[:size]
+        stage = "cold_start" if size == self.config.cold_start.size else f"cold_start_n{len(chosen)}"
+        return self._sft(stage, "base", self.config.cold_start_sft, chosen)
 
     def reasoning_rl(self, start: str = "cold_start") -> Path:
-        """Stage 2: reasoning RL with the language-consistency reward added."""
-        return self._grpo("reasoning_rl", start, self.config.reasoning_rl, self.reasoning_rewards(), self.task,
+        """Stage 2: reasoning RL with the language-consistency reward added, from the cold start
+        (or from another stage: a cold-start variant, or ``"base"`` for no cold start at all)."""
+        stage = "reasoning_rl" if start == "cold_start" else f"reasoning_rl_from_{start}"
+        return self._grpo(stage, start, self.config.reasoning_rl, self.reasoning_rewards(), self.task,
                           self.train_examples, self.eval_examples)
+
+    def cold_start_sweep(self, sizes: Sequence[int | None] = (0, 50, 500, None)) -> list[dict[str, Any]]:
+        """For each cold-start size: SFT from the base on that many examples (none for 0), then stage 2.
+
+        Returns, per size, the stage-2 pass@1 curve and the readable rate right after the cold start
+        and after stage 2. The configured size reuses the main pipeline's stages.
+        """
+        results = []
+        total = len(self.cold_start_data())
+        for size in sizes:
+            count = total if size is None else min(size, total)
+            start = "base" if count == 0 else self.cold_start(count if count != self.config.cold_start.size else "config").parent.name
+            rl = self.reasoning_rl(start)
+            history = [json.loads(line) for line in (rl.parent / "metrics.jsonl").read_text().splitlines()]
+            curve = [(r["step"], r["eval/pass@1"]) for r in history if "eval/pass@1" in r]
+            results.append({"size": count, "start": start, "curve": curve, "stage": rl.parent.name})
+        return results
 
     def reward_model(self) -> Path:
         """A Bradley-Terry reward model on general preference pairs, its backbone the base model."""
@@ -265,7 +355,7 @@ class Pipeline:
             return self.final(stage)
         self.log(stage, "started")
         _, tokenizer = self.load(self.base.name_or_path)
-        model = build_tiny_reward_model(tokenizer, seed=self.config.seed, backbone=self.base.name_or_path)
+        model = reward_model_from(tokenizer, self.base.name_or_path, seed=self.config.seed).to(self.base.device)
         pairs = self.general.pairs_for(self.general_train, seed=self.config.seed)
         evaluation = self.general.pairs_for(self.general_eval * 6, seed=self.config.seed + 1)
         trainer = RewardModelTrainer(model, tokenizer, pairs, self.config.reward_model, self.folder(stage),
@@ -276,7 +366,12 @@ class Pipeline:
         return self.final(stage)
 
     def scorer(self) -> RewardModel:
-        return RewardModel.load(self.reward_model())
+        """The trained reward model (trained first when missing), on the base's device."""
+        if getattr(self, "_scorer", None) is None:
+            scorer = RewardModel.load(self.reward_model())
+            scorer.model.to(self.base.device)
+            self._scorer = scorer
+        return self._scorer
 
     def rejection_sft(self, start: str | None = None) -> Path:
         """Stage 3: SFT on the rejection-sampled mix, from the base (the paper) or from stage 2."""
@@ -293,7 +388,7 @@ class Pipeline:
         rewards = [
             for_task(make_accuracy_reward(self.task), "reasoning"),
             for_task(readable_format_reward, "reasoning"),
-            for_task(tiny_language_consistency_reward, "reasoning"),
+            for_task(self.config.language_reward(), "reasoning"),
             for_task(scorer.as_reward_func("reward_model"), "general"),
         ]
         task = MixtureTask.of(reasoning=self.task, general=self.general)
@@ -324,6 +419,8 @@ class Pipeline:
                                         max_examples=cfg.max_examples)
         if not examples:
             raise ValueError("the cold-start set is empty: no sample of R1-Zero verified; train R1-Zero longer")
+        if cfg.size is not None and len(examples) < cfg.size:
+            raise ValueError(f"only {len(examples)} cold-start examples verified, fewer than size={cfg.size}")
         save_sft_jsonl(examples, path)
         self._finish(stage, {"examples": len(examples), "prompts": len(prompts), "source": cfg.source})
         return examples
@@ -338,8 +435,10 @@ class Pipeline:
         self.log(stage, "started")
         model, tokenizer = self.load(self.reasoning_rl())
         reasoning, counts = self._filtered_reasoning(model, tokenizer, cfg)
-        general = self._best_general(model, tokenizer, cfg)
+        if not reasoning:
+            raise ValueError(f"no sample of stage 2 passed the filters ({counts}): train the cold start or stage 2 longer")
         wanted = math.floor(len(reasoning) * cfg.non_reasoning_fraction / (1 - cfg.non_reasoning_fraction))
+        general = self._best_general(model, tokenizer, cfg, wanted)
         mix = interleave_sft(reasoning, general[:wanted], self.config.seed)
         save_sft_jsonl(mix, path)
         self._finish(stage, {**counts, "reasoning_kept": len(reasoning), "general_kept": min(len(general), wanted),
@@ -347,38 +446,21 @@ class Pipeline:
         return mix
 
     def _filtered_reasoning(self, model, tokenizer, cfg: RejectionSamplingConfig) -> tuple[list[SFTExample], dict]:
-        prompts = self.train_examples[: cfg.num_prompts]
-        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(self.config.seed + 3)
-        kept, counts = [], {"sampled": 0, "correct": 0, "readable": 0, "single_language": 0, "short_enough": 0}
-        for start in range(0, len(prompts), 64):
-            chunk = prompts[start : start + 64]
-            out = rollout(model, tokenizer, render_prompts(tokenizer, [self.task.prompt(e) for e in chunk]),
-                          cfg.samples_per_prompt, cfg.max_tokens + 16, cfg.temperature, generator=generator)
-            lengths = out.completion_lengths.tolist()
-            for i, example in enumerate(chunk):
-                rows = range(i * cfg.samples_per_prompt, (i + 1) * cfg.samples_per_prompt)
-                chosen = None
-                for r in rows:
-                    text, checks = out.texts[r], rejection_checks(out.texts[r], lengths[r], example, self.task, cfg.max_tokens)
-                    counts["sampled"] += 1
-                    for name, passed in checks.items():
-                        counts[name] += passed
-                    if chosen is None and all(checks.values()):
-                        chosen = text
-                if chosen is not None:
-                    kept.append(SFTExample(self.task.prompt(example), chosen))
+        kept, counts, _ = rejection_sample(model, tokenizer, self.task, self.train_examples[: cfg.num_prompts],
+                                           cfg.samples_per_prompt, cfg.temperature, cfg.max_tokens, self.config.seed + 3,
+                                           language_reward=self.config.language_reward())
         return kept, counts
 
-    def _best_general(self, model, tokenizer, cfg: RejectionSamplingConfig) -> list[SFTExample]:
+    def _best_general(self, model, tokenizer, cfg: RejectionSamplingConfig, wanted: int) -> list[SFTExample]:
         scorer = self.scorer()
         generator = torch.Generator(device=next(model.parameters()).device).manual_seed(self.config.seed + 4)
-        requests = self.general_train[: cfg.num_prompts]
+        requests = self.general_train[: min(len(self.general_train), 2 * wanted + 8)]  # some fail the score threshold
         chosen = []
         for start in range(0, len(requests), 64):
             chunk = requests[start : start + 64]
             prompts = [self.general.prompt(e) for e in chunk]
             n = cfg.general_samples_per_prompt
-            out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), n, cfg.max_tokens, cfg.temperature,
+            out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), n, 48, cfg.temperature,
                           generator=generator)
             scores = scorer.score([p for p in prompts for _ in range(n)], out.texts)
             for i, prompt in enumerate(prompts):
@@ -392,34 +474,74 @@ class Pipeline:
     # ------------------------------------------------------------------ everything
 
     def run(self, until: str = "all_scenarios_rl") -> dict[str, Path]:
-        """Run (or skip, or resume) every stage up to ``until``; return the model folder of each."""
-        order = ["r1_zero", "cold_start", "reasoning_rl", "reward_model", "rejection_sft", "all_scenarios_rl"]
-        if until not in order:
-            raise ValueError(f"until must be one of {order}")
+        """Run (or skip, or resume) every stage up to ``until``; return each stage's folder."""
+        if until not in STAGES:
+            raise ValueError(f"until must be one of {STAGES}")
         paths = {}
-        for stage in order[: order.index(until) + 1]:
-            paths[stage] = getattr(self, stage)()
+        for stage in STAGES[: STAGES.index(until) + 1]:
+            getattr(self, stage)()
+            paths[stage] = self.folder(stage)
         return paths
+
+
+REJECTION_FILTERS = ("correct", "readable", "single_language", "short_enough")
+
+
+@torch.no_grad()
+def rejection_sample(
+    model, tokenizer, task: Task, prompts: Sequence[Example], samples_per_prompt: int, temperature: float,
+    max_tokens: int, seed: int, filters: Sequence[str] = REJECTION_FILTERS,
+    language_reward: RewardFunc = tiny_language_consistency_reward, batch_prompts: int = 64,
+) -> tuple[list[SFTExample], dict[str, int], int]:
+    """Sample ``samples_per_prompt`` answers per prompt and keep the first that passes every filter.
+
+    Filters are any of :data:`REJECTION_FILTERS` (see :func:`rejection_checks`). Returns the kept
+    examples (at most one per prompt), how many samples passed each check, and the number of tokens
+    the model processed (each prompt once, then every sampled token), for compute accounting.
+    """
+    unknown = set(filters) - set(REJECTION_FILTERS)
+    if unknown:
+        raise ValueError(f"unknown filters {sorted(unknown)}; choose from {REJECTION_FILTERS}")
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    # Sampling a little past max_tokens is what lets the "short_enough" check see an overlong answer.
+    limit = max_tokens + 16 if "short_enough" in filters else max_tokens
+    kept, tokens = [], 0
+    counts = {"sampled": 0, **{name: 0 for name in REJECTION_FILTERS}}
+    for start in range(0, len(prompts), batch_prompts):
+        chunk = list(prompts[start : start + batch_prompts])
+        rendered = render_prompts(tokenizer, [task.prompt(e) for e in chunk])
+        out = rollout(model, tokenizer, rendered, samples_per_prompt, limit, temperature, generator=generator)
+        lengths = out.completion_lengths.tolist()
+        tokens += int(out.prompt_mask.sum()) // samples_per_prompt + sum(lengths)
+        for i, example in enumerate(chunk):
+            chosen = None
+            for r in range(i * samples_per_prompt, (i + 1) * samples_per_prompt):
+                checks = rejection_checks(out.texts[r], lengths[r], example, task, max_tokens, language_reward)
+                counts["sampled"] += 1
+                for name, passed in checks.items():
+                    counts[name] += passed
+                if chosen is None and all(checks[name] for name in filters) and not out.is_truncated[r]:
+                    chosen = out.texts[r]
+            if chosen is not None:
+                kept.append(SFTExample(task.prompt(example), chosen))
+    return kept, counts, tokens
 
 
 def interleave_sft(first: Sequence[SFTExample], second: Sequence[SFTExample], seed: int) -> list[SFTExample]:
     """Both lists shuffled together (seeded)."""
-    import random
-
     mixed = list(first) + list(second)
     random.Random(seed).shuffle(mixed)
     return mixed
 
 
-def rejection_checks(text: str, length: int, example: Example, task: Task, max_tokens: int) -> dict[str, bool]:
+def rejection_checks(text: str, length: int, example: Example, task: Task, max_tokens: int,
+                     language_reward: RewardFunc = tiny_language_consistency_reward) -> dict[str, bool]:
     """Stage 3's filters for one reasoning sample: correct, readable format, one language, not overlong."""
-    from .evaluate import mixes_languages
-    from .tasks.base import verify
-
+    language = language_reward([None], [text])[0]
     return {
         "correct": verify(task, text, example),
         "readable": is_readable_format(text),
-        "single_language": not mixes_languages(text),
+        "single_language": language is None or language >= 1.0,
         "short_enough": length <= max_tokens,
     }
 
@@ -429,9 +551,10 @@ def rejection_checks(text: str, length: int, example: Example, task: Task, max_t
 TABLE_COLUMNS = ("pass@1", "cons@k", "language_consistency", "readable_rate", "general_score", "mean_length")
 
 
-def language_consistency(result: EvalResult) -> float:
+def language_consistency(result: EvalResult, reward: RewardFunc = tiny_language_consistency_reward) -> float:
     """Mean language-consistency score over the samples that have language words (1.0 = one language)."""
-    scores = [s for s in tiny_language_consistency_reward(None, [c for row in result.completions for c in row]) if s is not None]
+    flat = [c for row in result.completions for c in row]
+    scores = [s for s in reward([None] * len(flat), flat) if s is not None]
     return sum(scores) / len(scores) if scores else 1.0
 
 
@@ -453,15 +576,42 @@ def general_score(model, tokenizer, scorer: RewardModel, requests: Sequence[Exam
     return sum(scores) / len(scores)
 
 
-def evaluate_stage(model, tokenizer, pipeline: Pipeline, k: int = 4, seed: int = 7, max_new_tokens: int = 64) -> dict[str, float]:
+def evaluate_stage(model, tokenizer, pipeline: Pipeline, k: int = 4, seed: int = 7,
+                   max_new_tokens: int = READABLE_LENGTH) -> dict[str, float]:
     """One row of the stage-by-stage table for ``model``."""
     result = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=k, max_new_tokens=max_new_tokens, seed=seed)
     return {
         "pass@1": result.pass_at_1,
         "pass@1_stderr": result.pass_at_1_stderr,
         "cons@k": result.cons_at_k(pipeline.task, pipeline.eval_examples),
-        "language_consistency": language_consistency(result),
+        "language_consistency": language_consistency(result, pipeline.config.language_reward()),
         "readable_rate": readable_rate(result),
         "general_score": general_score(model, tokenizer, pipeline.scorer(), pipeline.general_eval, seed=seed),
         "mean_length": result.mean_length,
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m r1lib.pipeline [--profile cpu] [--root DIR] [--until STAGE]``: run the stages.
+
+    ``--until cold_start_data`` stops after writing the cold-start set to
+    ``<root>/cold_start_data/cold_start.jsonl`` (TRL's prompt-completion jsonl).
+    """
+    import argparse
+
+    from .profiles import get_profile, runs_dir
+
+    parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=None, help="cpu, smoke or gpu (default: $R1LIB_PROFILE, else by hardware)")
+    parser.add_argument("--root", default=None, help="where the stages go (default: runs/pipeline/<profile>)")
+    parser.add_argument("--until", default="all_scenarios_rl", choices=STAGES)
+    args = parser.parse_args(argv)
+    profile = get_profile(args.profile)
+    root = Path(args.root) if args.root else runs_dir("pipeline", profile.name)
+    pipeline = Pipeline(profile.model, pipeline_config(profile), root, data_dir=profile.data_dir)
+    for stage, folder in pipeline.run(args.until).items():
+        print(f"{stage:>18}: {folder}")
+
+
+if __name__ == "__main__":
+    main()

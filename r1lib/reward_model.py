@@ -334,6 +334,19 @@ def build_tiny_reward_model(
     return model
 
 
+def reward_model_from(tokenizer: Any, backbone: str | Path, seed: int = 0, dtype: torch.dtype = torch.float32):
+    """A one-output scorer whose transformer starts from the causal LM ``backbone``: a local tiny
+    model directory (:func:`build_tiny_reward_model`) or a hub model (``Qwen/Qwen2.5-0.5B``), whose
+    score head starts random either way."""
+    path = Path(backbone)
+    if path.is_dir() and (path / "model.safetensors").exists() and Qwen2Config.from_pretrained(str(path)).vocab_size == len(tokenizer):
+        return build_tiny_reward_model(tokenizer, seed=seed, backbone=path)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(backbone), num_labels=1, dtype=dtype)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model.eval()
+
+
 def load_backbone_from(model: torch.nn.Module, path: str | Path) -> None:
     """Copy a saved causal LM's transformer weights (``model.*``) into a sequence classifier.
 

@@ -207,6 +207,34 @@ def make_language_consistency_reward(
 tiny_language_consistency_reward = make_language_consistency_reward(TINY_TARGET_WORDS, TINY_FOREIGN_WORDS)
 
 
+def make_script_consistency_reward(name: str = "language_consistency") -> RewardFunc:
+    """Language consistency for real models: the share of the reasoning's words written in Latin script.
+
+    A stand-in for the paper's share of target-language words when the target is English and the
+    mixing is into other scripts (R1-Zero mixed Chinese into English reasoning). Each non-Latin
+    character of a word counts as one word, so that unspaced scripts are not undercounted.
+    Reasoning without any letters gets None.
+    """
+
+    @never_raises
+    def language_consistency(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+        scores: list[float | None] = []
+        for completion in completions:
+            text = completion_text(completion)
+            reasoning = extract_reasoning(text)
+            latin = other = 0
+            for word in _WORD.findall(text if reasoning is None else reasoning):
+                if word.isascii():
+                    latin += 1
+                else:
+                    other += sum(1 for ch in word if not ch.isascii())
+            scores.append(latin / (latin + other) if latin + other else None)
+        return scores
+
+    language_consistency.__name__ = name
+    return language_consistency
+
+
 # ----------------------------------------------------------------------------- length-aware rewards
 
 

@@ -255,7 +255,8 @@ class SFTTrainer(Trainer):
             loss, _ = self.loss_sum(rows)
             self.backward(loss / total)
             loss_sum += loss.item()
-        return {"loss": loss_sum / total, "num_tokens": float(total)}
+        processed = sum(len(ids) for ids, _ in items)
+        return {"loss": loss_sum / total, "num_tokens": float(total), "flops/training": 6.0 * self.num_parameters * processed}
 
     def evaluate(self) -> dict[str, float]:
         result = evaluate_policy(

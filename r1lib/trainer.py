@@ -91,6 +91,11 @@ class TrainerState:
     history: list[Record] = field(default_factory=list)
 
 
+def parameter_count(model: torch.nn.Module) -> int:
+    """Parameters that take part in a forward pass (tied weights counted once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
 def _jsonable(record: Record) -> Record:
     """Non-finite floats become None: JSON has no NaN, and a NaN reward must not read as 0."""
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
@@ -158,7 +163,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=on_cuda and config.fp16)
         self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
         self.state = TrainerState()
+        self.num_parameters = parameter_count(model)  # for the flops/* metrics: 2N per token forward, 4N backward
         self._pending: list[Record] = []  # step records of the current logging window
+        self._stop_requested = False
 
     # ------------------------------------------------------------------ what a subclass provides
 
@@ -207,6 +214,10 @@ class Trainer:
     def log_files(self) -> list[Path]:
         """Step-indexed jsonl logs under ``output_dir``; each is trimmed on resume."""
         return [self.metrics_path] if self.output_dir is not None else []
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the current step (a checkpoint is saved), e.g. when a budget is spent."""
+        self._stop_requested = True
 
     def add_callback(self, callback: TrainerCallback | Callable[[Record], None]) -> None:
         """Add a callback (a :class:`TrainerCallback`, or a function called with each logged record)."""
@@ -296,6 +307,7 @@ class Trainer:
             self.resume(resume_from, allow_config_changes)
         if self.state.step == 0:
             self._start_fresh()
+        self._stop_requested = False
         for callback in self.callbacks:
             callback.on_train_begin(self)
         bar = tqdm(total=self.config.max_steps, initial=self.state.step, desc=self.name, disable=not self.progress)
@@ -311,8 +323,13 @@ class Trainer:
                 bar.update(1)
                 shown = {k: f"{metrics[k]:.3g}" for k in self.progress_keys if isinstance(metrics.get(k), float)}
                 bar.set_postfix(shown, refresh=False)
-                if self.output_dir is not None and (step % self.config.save_steps == 0 or last):
+                stopping = self._stop_requested and not last
+                if stopping:
+                    self._flush()
+                if self.output_dir is not None and (step % self.config.save_steps == 0 or last or stopping):
                     self.save()
+                if stopping:
+                    break
         except KeyboardInterrupt:
             self._flush()
             if self.output_dir is not None and self.state.step > 0:

@@ -15,7 +15,6 @@ import json
 import time
 
 import matplotlib.pyplot as plt
-import torch
 from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer

@@ -15,9 +15,8 @@ import time
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
-import torch
 from r1lib.checkpoint import complete_checkpoints, latest_checkpoint
-from r1lib.evaluate import (ALL_REFLECTION_WORDS, REFLECTION_WORDS, evaluate, evaluate_checkpoints, has_reflection,
+from r1lib.evaluate import (ALL_REFLECTION_WORDS, evaluate, evaluate_checkpoints, has_reflection,
                             pass_at_k, reflection_word_counts)
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer

@@ -319,7 +319,12 @@ class GRPOTrainer(Trainer):
             groups, metrics = self.generate_groups()
             self._batch, self._batch_uses = self.prepare(groups), 0
             out = groups.rollout
+            tokens = int(out.prompt_mask.sum() + out.completion_mask.sum())
+            prompt_tokens = int(out.prompt_mask.sum()) // self.config.num_generations  # each prompt is prefilled once
+            extra_passes = (self.config.num_iterations > 1) + (self.config.beta > 0)  # old and reference log-probs
             metrics.update({
+                "flops/sampling": 2.0 * self.num_parameters * (prompt_tokens + int(out.completion_mask.sum())),
+                "flops/training": 2.0 * self.num_parameters * tokens * extra_passes,
                 "completions/mean_length": float(out.completion_lengths.float().mean()),
                 "completions/clipped_ratio": float(out.is_truncated.float().mean()),
                 **{f"completions/{k}": v for k, v in behaviour_rates(out.texts).items()},
@@ -327,6 +332,8 @@ class GRPOTrainer(Trainer):
             })
             self._log_completions(groups, self._batch.advantages)
         metrics.update(self.optimise(self._batch))
+        update_tokens = int(self._batch.prompt_mask.sum() + self._batch.completion_mask.sum())
+        metrics["flops/training"] = metrics.get("flops/training", 0.0) + 6.0 * self.num_parameters * update_tokens
         self._batch_uses += 1
         return metrics
 

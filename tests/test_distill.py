@@ -1,0 +1,157 @@
+"""Distillation: KD losses by hand and against TRL's GKD, the compute ledger and budget, the shared
+vocabulary check, the end-of-sequence guard, and a student that moves towards its teacher."""
+
+import math
+
+import pytest
+import torch
+
+from r1lib.configs import DistillConfig
+from r1lib.distill import (
+    Budget,
+    ComputeLedger,
+    DistillTrainer,
+    check_same_vocabulary,
+    generalized_jsd,
+    generate_traces,
+    kd_loss,
+    on_policy_reverse_kl,
+)
+from r1lib.sft import SFTExample
+from r1lib.tasks import ChainTask
+from r1lib.tiny.model import TinyModelConfig, build_tiny_model
+
+TEACHER = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128)
+STUDENT = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+
+# A two-token vocabulary: teacher p = (0.8, 0.2), student q = (0.5, 0.5), as logits.
+P, Q = (0.8, 0.2), (0.5, 0.5)
+TEACHER_LOGITS = torch.tensor([[[math.log(0.8), math.log(0.2)]]])
+STUDENT_LOGITS = torch.tensor([[[0.0, 0.0]]])
+ONE = torch.ones(1, 1)
+
+
+def kl(a, b):
+    return sum(x * math.log(x / y) for x, y in zip(a, b))
+
+
+def test_kd_losses_by_hand_on_two_tokens():
+    forward, reverse = kl(P, Q), kl(Q, P)
+    assert forward == pytest.approx(0.8 * math.log(1.6) + 0.2 * math.log(0.4))
+    assert kd_loss(STUDENT_LOGITS, TEACHER_LOGITS, ONE, "forward_kl").item() == pytest.approx(forward, abs=1e-6)
+    assert kd_loss(STUDENT_LOGITS, TEACHER_LOGITS, ONE, "reverse_kl").item() == pytest.approx(reverse, abs=1e-6)
+    m = tuple(0.5 * p + 0.5 * q for p, q in zip(P, Q))
+    jsd = 0.5 * kl(P, m) + 0.5 * kl(Q, m)
+    assert kd_loss(STUDENT_LOGITS, TEACHER_LOGITS, ONE, "jsd", beta=0.5).item() == pytest.approx(jsd, abs=1e-6)
+    # Temperature 2 softens both: p becomes proportional to sqrt(p); the loss is scaled by T^2 = 4.
+    soft = tuple(math.sqrt(x) / sum(math.sqrt(y) for y in P) for x in P)
+    assert kd_loss(STUDENT_LOGITS, TEACHER_LOGITS, ONE, "forward_kl", temperature=2.0).item() == pytest.approx(4 * kl(soft, Q), abs=1e-6)
+
+
+def test_identical_distributions_have_zero_divergence():
+    logits = torch.randn(2, 5, 11)
+    for divergence in ("forward_kl", "reverse_kl", "jsd"):
+        assert kd_loss(logits, logits.clone(), torch.ones(2, 5), divergence).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_jsd_tends_to_the_two_kls_up_to_scale():
+    generator = torch.Generator().manual_seed(0)
+    student = torch.randn(3, 7, generator=generator, dtype=torch.float64)  # float64: the divergences get tiny
+    teacher = torch.randn(3, 7, generator=generator, dtype=torch.float64)
+    forward = generalized_jsd(student, teacher, 0.0)
+    reverse = generalized_jsd(student, teacher, 1.0)
+    small = 1e-4
+    assert torch.allclose(generalized_jsd(student, teacher, small) / small, forward, rtol=2e-3)
+    assert torch.allclose(generalized_jsd(student, teacher, 1 - small) / small, reverse, rtol=2e-3)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_generalized_jsd_equals_trl_gkd(beta, temperature):
+    gkd = pytest.importorskip("trl.experimental.gkd")
+    generator = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(2, 6, 13, generator=generator) * 2, torch.randn(2, 6, 13, generator=generator) * 2
+    labels = torch.randint(0, 13, (2, 6), generator=generator)
+    labels[0, :2] = -100  # masked positions (the prompt)
+    theirs = gkd.GKDTrainer.generalized_jsd_loss(student, teacher, labels=labels, beta=beta, temperature=temperature)
+    ours = kd_loss(student, teacher, labels != -100, "jsd", beta=beta, temperature=temperature) / temperature**2
+    assert ours.item() == pytest.approx(theirs.item(), abs=1e-6)
+
+
+def test_top_k_restricts_both_distributions_to_the_teacher_support():
+    teacher = torch.tensor([[[3.0, 2.0, -5.0, -6.0]]])
+    student = torch.tensor([[[0.0, 1.0, 4.0, 0.0]]])
+    restricted = kd_loss(student, teacher, ONE, "forward_kl", top_k=2).item()
+    by_hand = kl(torch.softmax(torch.tensor([3.0, 2.0]), 0).tolist(), torch.softmax(torch.tensor([0.0, 1.0]), 0).tolist())
+    assert restricted == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_a_vocabulary_mismatch_names_both_sizes(tiny_tokenizer):
+    student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
+    other = build_tiny_model(tiny_tokenizer, TEACHER, seed=0)
+    other.resize_token_embeddings(151)
+    with pytest.raises(ValueError, match="teacher's vocabulary has 151 tokens and the student's 109"):
+        check_same_vocabulary(student, other, tiny_tokenizer)
+
+
+def test_ledger_and_budget_stop_a_run(tiny_tokenizer):
+    teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
+    student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
+    task = ChainTask(max_terms=3)
+    traces = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(32, seed=0)]
+    config = DistillConfig(max_steps=100, per_device_train_batch_size=8, divergence="forward_kl", eval_steps=1000)
+    trainer = DistillTrainer(student, tiny_tokenizer, teacher, traces, config, progress=False)
+    one_step = ComputeLedger()
+    one_step.add(trainer.step())
+    assert one_step.teacher_forward > 0 and one_step.student_training == pytest.approx(
+        3 * one_step.teacher_forward * sum(p.numel() for p in student.parameters()) / sum(p.numel() for p in teacher.parameters()),
+        rel=1e-6)
+    ledger = ComputeLedger()
+    trainer = DistillTrainer(build_tiny_model(tiny_tokenizer, STUDENT, seed=0), tiny_tokenizer, teacher, traces, config,
+                             callbacks=[Budget(ledger, 3.5 * one_step.total)], progress=False)
+    history = trainer.train()
+    assert len(history) == 4 and trainer.state.step == 4  # the fourth step passes the budget
+    assert ledger.total >= 3.5 * one_step.total and ledger.steps == 4
+
+
+def test_the_end_of_sequence_guard_fires(tiny_tokenizer):
+    teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
+    student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
+    eos = tiny_tokenizer.eos_token_id
+    student.lm_head.register_forward_hook(lambda m, i, o: o.index_fill(-1, torch.tensor([eos]), -1e4))  # never stops
+    task = ChainTask(max_terms=3)
+    config = on_policy_reverse_kl(DistillConfig(max_steps=2, per_device_train_batch_size=4, max_new_tokens=6, eval_steps=1000))
+    assert config.lmbda == 1.0 and config.divergence == "reverse_kl"
+    trainer = DistillTrainer(student, tiny_tokenizer, teacher, [], config, task=task, prompts=task.generate(8, seed=0),
+                             progress=False)
+    with pytest.warns(UserWarning, match="stopped ending its answers"):
+        history = trainer.train()
+    assert history[0]["distill/truncated_fraction"] == 1.0 and history[0]["distill/on_policy"] == 1.0
+    assert history[0]["flops/sampling"] > 0
+
+
+def test_logit_distillation_moves_the_student_towards_the_teacher(tiny_tokenizer):
+    torch.manual_seed(0)
+    teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=3)
+    student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
+    task = ChainTask(max_terms=4)
+    traces = generate_traces(teacher, tiny_tokenizer, task, task.generate(16, seed=1), samples_per_prompt=2,
+                             max_new_tokens=8)
+    assert traces.teacher_flops > 0 and traces.counts["sampled"] == 32
+    examples = [SFTExample(task.prompt(e), "<answer>" + e.answer + "</answer>") for e in task.generate(48, seed=2)]
+    held_out = [SFTExample(task.prompt(e), "<answer>" + e.answer + "</answer>") for e in task.generate(16, seed=3)]
+    config = DistillConfig(max_steps=40, per_device_train_batch_size=16, learning_rate=3e-3, divergence="forward_kl",
+                           eval_steps=1000)
+    trainer = DistillTrainer(student, tiny_tokenizer, teacher, examples, config, progress=False)
+
+    def divergence():
+        from r1lib.sft import collate_rows, encode_sft
+
+        batch = collate_rows([[encode_sft(tiny_tokenizer, e)] for e in held_out], tiny_tokenizer.pad_token_id)
+        mask = batch.pop("labels")[:, 1:] != -100
+        with torch.no_grad():
+            return kd_loss(student(**batch).logits[:, :-1], teacher(**batch).logits[:, :-1], mask, "forward_kl").item()
+
+    before = divergence()
+    trainer.train()
+    assert divergence() < 0.7 * before

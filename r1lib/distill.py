@@ -413,8 +413,9 @@ class DistillationExperiment:
         return ArmResult(name, ledger, history, [tuple(p) for p in saved["curve"]], self.root / name / "final")
 
     def rl(self, name: str = "rl", start: str | Path | None = None, max_steps: int | None = None,
-           upfront: ComputeLedger | None = None) -> ArmResult:
-        """GRPO on the student (R1-Zero's recipe), ``grpo.max_steps`` steps unless told otherwise."""
+           upfront: ComputeLedger | None = None, budget: float | None = None) -> ArmResult:
+        """GRPO on the student (R1-Zero's recipe), ``grpo.max_steps`` steps unless told otherwise, and
+        stopped early when ``upfront`` costs plus its own reach ``budget``."""
         from .grpo import GRPOTrainer
 
         done = self._done(name)
@@ -425,6 +426,8 @@ class DistillationExperiment:
                                                              eval_steps=min(self.grpo.eval_steps, max_steps))
         trainer = GRPOTrainer(model, tokenizer, self.task, self.reward_funcs, self.train_examples, config, self.root / name,
                               eval_examples=self.eval_examples, progress=self.progress)
+        if budget is not None:
+            trainer.add_callback(Budget(ComputeLedger(), budget, upfront))
         trainer.train(resume_from=True)
         return self._finish(name, trainer, upfront)
 
@@ -493,8 +496,10 @@ class DistillationExperiment:
         first = self._distill("sft_then_rl/sft", "sft", replace(self.distill, lmbda=0.0), sft_share * self.budget)
         rl = self.rl()
         per_step = rl.ledger.total / max(1, rl.ledger.steps)
-        steps = max(1, int((self.budget - first.ledger.total) / per_step))
-        second = self.rl("sft_then_rl/rl", start=first.model_dir, max_steps=steps, upfront=first.ledger)
+        steps = int((self.budget - first.ledger.total) / per_step)
+        if steps < 1:  # the SFT half already spent the budget
+            return ArmResult("sft_then_rl", first.ledger, first.history, first.curve, first.model_dir)
+        second = self.rl("sft_then_rl/rl", start=first.model_dir, max_steps=steps, upfront=first.ledger, budget=self.budget)
         return ArmResult("sft_then_rl", second.ledger, first.history + second.history, first.curve + second.curve,
                          second.model_dir)
 

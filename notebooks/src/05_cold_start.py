@@ -202,8 +202,8 @@ print(out.texts)
 # %%
 assert len(cold_set) >= (config.cold_start.size or 1) and not problems
 assert readable_rate(after_sft) > readable_rate(zero)  # the cold start made the output readable
-assert after_sft.language_mixing_rate <= zero.language_mixing_rate
 if profile.name == "cpu":
+    assert after_sft.language_mixing_rate < zero.language_mixing_rate
     assert by_size[0]["readable"] < 0.5, by_size  # no cold start: the format stays out of reach
     assert by_size[few]["readable"] > 0.8 and by_size[configured]["readable"] > 0.8, by_size  # a few dozen teach it
     assert by_size[configured]["start"] > by_size[few]["start"] > by_size[0]["start"], by_size

@@ -253,8 +253,9 @@ for name, t in table.items():
 
 # %%
 assert set(results) == set(experiment.ARMS)
+one_step = results["rl"].ledger.total / results["rl"].ledger.steps  # the largest step any arm takes
 for name, result in results.items():
-    assert result.ledger.total <= 1.15 * budget, (name, result.ledger.total, budget)  # equal compute, within a step
+    assert result.ledger.total <= budget + 1.5 * one_step, (name, result.ledger.total, budget)  # equal compute, within a step
     assert name == "on_policy" or name == "rl" or result.ledger.teacher_forward >= traces.teacher_flops  # traces are charged
 assert sizes["quarter student"] < 0.3 * sizes["teacher's base"] and sizes["sixteenth student"] < 0.08 * sizes["teacher's base"]
 assert guard_history[0]["distill/truncated_fraction"] == 1.0 and any("stopped ending" in str(w.message) for w in caught)

@@ -19,9 +19,23 @@ from .models import LoraSettings, ModelSpec
 
 ENV_VAR = "R1LIB_PROFILE"
 RUNS_ENV_VAR = "R1LIB_RUNS_DIR"
+DATA_ENV_VAR = "R1LIB_DATA_DIR"
 PROFILE_NAMES = ("cpu", "smoke", "gpu")
 ROOT = Path(__file__).resolve().parent.parent
-DATA_DIR = ROOT / "data"
+
+
+def data_dir() -> Path:
+    """Where the tiny models are: ``$R1LIB_DATA_DIR``, else the repository's ``data/`` (a clone or an
+    editable install), else the copy inside the installed package (``pip install`` of a wheel)."""
+    if os.environ.get(DATA_ENV_VAR):
+        return Path(os.environ[DATA_ENV_VAR])
+    checkout = ROOT / "data"
+    if (checkout / "tiny-base").is_dir():
+        return checkout
+    return Path(__file__).resolve().parent / "data"
+
+
+DATA_DIR = data_dir()
 TINY_BASE = DATA_DIR / "tiny-base"
 TINY_TASKS = ("chain", "search", "general")
 

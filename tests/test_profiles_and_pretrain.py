@@ -1,4 +1,5 @@
 import json
+import os
 import random
 from dataclasses import replace
 
@@ -91,3 +92,35 @@ def test_completion_browser_groups_by_step_and_prompt():
     assert len(browser.completions(1, "2+9")) == 3
     with pytest.raises(ValueError, match="no completions"):
         CompletionBrowser([])
+
+
+def test_a_plain_wheel_install_finds_the_tiny_base(tmp_path):
+    """`pip install` from a clone (not editable) must still ship the tiny models the notebooks load."""
+    import subprocess
+    import sys
+    import zipfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "wheel"), str(root)], check=True)
+    wheel = next((tmp_path / "wheel").glob("r1lib-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for model in ("tiny-base", "tiny-student-quarter", "tiny-student-sixteenth"):
+        assert f"r1lib/data/{model}/model.safetensors" in names
+        assert f"r1lib/data/{model}/tokenizer.json" in names
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),
+                    str(wheel)], check=True)
+    probe = "import r1lib.profiles as p; print(p.data_dir()); print(p.TINY_BASE.is_dir())"
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "site"), "R1LIB_DATA_DIR": ""}).stdout.split()
+    assert out == [str(tmp_path / "site" / "r1lib" / "data"), "True"]
+
+
+def test_the_data_directory_can_be_moved(monkeypatch, tmp_path):
+    from r1lib.profiles import data_dir
+
+    monkeypatch.setenv("R1LIB_DATA_DIR", str(tmp_path))
+    assert data_dir() == tmp_path
+    monkeypatch.delenv("R1LIB_DATA_DIR")
+    assert (data_dir() / "tiny-base" / "config.json").is_file()

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import atomic_write_text, save_checkpoint
+from .hardware import StepShape
 from .configs import DistillConfig
 from .pipeline import rejection_sample
 from .rollout import render_prompts, rollout
@@ -217,6 +218,11 @@ class DistillTrainer(SFTTrainer):
         self.prompt_stream = ExampleStream(self.prompts, seed=config.seed) if self.prompts else None
         self.student_params, self.teacher_params = parameter_count(student), parameter_count(teacher)
         self._warned = False
+
+    def step_shape(self) -> StepShape:
+        shape = super().step_shape()
+        teacher = sum(p.numel() * p.element_size() for p in self.teacher.parameters())
+        return replace(shape, generates=self.config.lmbda > 0, other_models_bytes=teacher)
 
     def on_fresh_start(self) -> None:
         super().on_fresh_start()

@@ -65,6 +65,45 @@ def attention_implementation(info: DeviceInfo) -> str:
     return "sdpa"
 
 
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes that decide a causal LM's memory: parameters and the transformer's widths."""
+
+    parameters: float
+    hidden: int
+    layers: int
+    intermediate: int
+    vocab: int
+
+    def __post_init__(self) -> None:
+        for field in ("parameters", "hidden", "layers", "intermediate", "vocab"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"ModelShape.{field} must be a positive number, got {value!r}")
+
+    @classmethod
+    def of(cls, model) -> ModelShape:
+        """The shape of a loaded model (a ``transformers`` model, or a PEFT model around one)."""
+        config = model.config
+        parameters = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        return cls(parameters, config.hidden_size, config.num_hidden_layers,
+                   getattr(config, "intermediate_size", None) or 4 * config.hidden_size, config.vocab_size)
+
+
+# Published configurations (config.json on the hub), so that an estimate needs no download.
+KNOWN_SHAPES = {
+    "Qwen/Qwen2.5-0.5B": ModelShape(494_032_768, 896, 24, 4864, 151_936),
+    "Qwen/Qwen2.5-1.5B": ModelShape(1_543_714_304, 1536, 28, 8960, 151_936),
+    "Qwen/Qwen2.5-3B": ModelShape(3_085_938_688, 2048, 36, 11_008, 151_936),
+}
+
+# Saved-for-backward elements per token, measured on the CPU in float32 (tests/helpers/peak_memory.py
+# fits them over 16 Qwen2 shapes, hidden 128-896, vocab 109-32,000; every shape within 15%):
+ACTIVATIONS_PER_LAYER = (11.5, 4.0)  # elements per token and layer: 11.5 * hidden + 4 * intermediate
+ACTIVATIONS_OUTSIDE_LAYERS = 36.0  # elements per token times hidden: embeddings, final norm, rotary tables
+LOGITS_WHEN_TRAINING = 2.0  # the completion's logits and their gradient, vocab-wide per completion token
+
+
 @dataclass
 class MemoryEstimate:
     """Bytes a step needs, by kind."""
@@ -84,43 +123,98 @@ class MemoryEstimate:
         return self.total / GIB
 
     def describe(self) -> str:
+        """The parts, e.g. ``weights 0.92 GiB, gradients 35 MiB, ...``."""
         parts = {"weights": self.weights, "gradients": self.gradients, "optimizer": self.optimizer,
                  "activations": self.activations, "logits": self.logits}
-        return ", ".join(f"{k} {v / GIB:.2f}" for k, v in parts.items() if v) + " GiB"
+        return ", ".join(f"{k} {format_bytes(v)}" for k, v in parts.items() if v)
+
+
+def format_bytes(count: float) -> str:
+    """``1.23 GiB`` from a GiB up, else ``456 MiB``."""
+    return f"{count / GIB:.2f} GiB" if count >= GIB else f"{count / 2**20:.0f} MiB"
 
 
 def estimate_memory(
-    parameters: float, batch: int, sequence: int, vocab: int, training: bool = True, dtype_bytes: int = 2,
-    trainable: float | None = None, hidden: int | None = None, layers: int | None = None,
-    gradient_checkpointing: bool = False, mixed_precision_master: bool = False,
+    shape: ModelShape, batch: int, prompt_length: int, completion_length: int, *, training: bool = True,
+    weight_bytes: int = 4, activation_bytes: int = 4, trainable: float | None = None,
+    gradient_checkpointing: bool = False, reference_model: bool = False,
 ) -> MemoryEstimate:
-    """Peak memory of one forward (and backward, with ``training``) pass.
+    """Peak memory of a training step (or, without ``training``, a scoring forward pass) on ``batch``
+    sequences of ``prompt_length + completion_length`` tokens whose completion is scored.
 
-    * weights: ``parameters * dtype_bytes``;
-    * gradients and AdamW's two moments for the ``trainable`` parameters (all of them by default;
-      a LoRA adapter's with LoRA), in the weights' dtype for gradients and float32 for the moments
-      (plus a float32 master copy with ``mixed_precision_master``);
-    * activations kept for the backward pass: about ``34 * hidden`` bytes per token and layer in half
-      precision (Korthikanti et al.), ``2 * hidden`` with gradient checkpointing; without ``hidden``
-      and ``layers`` they are derived from the parameter count assuming ``12 * layers * hidden^2``
-      parameters and 24 layers;
-    * logits: ``batch * sequence * vocab`` in the weights' dtype, twice when training (the logits and
-      their gradient; the selective log-softmax of :mod:`r1lib.logprobs` adds only a 64 MB chunk).
+    * weights: the frozen parameters in ``weight_bytes`` (2 for a model loaded in fp16/bf16), the
+      ``trainable`` ones (all by default; a LoRA adapter's with LoRA) in float32, plus a frozen
+      reference copy with ``reference_model`` (GRPO's KL term without LoRA);
+    * gradients (float32) and AdamW's two float32 moments for the trainable parameters;
+    * activations saved for the backward pass, with the per-token constants above; with
+      ``gradient_checkpointing`` only each layer's input is kept, plus one layer recomputed;
+    * logits: ``completion_length * vocab`` per sequence, twice when training (values and gradient).
+
+    The constants were measured on the CPU in float32. Under fp16/bf16 autocast pass
+    ``activation_bytes=2``: that figure is an estimate (norms and softmax stay in float32), not a
+    measurement, and CUDA's caching allocator adds fragmentation on top.
     """
-    if min(parameters, batch, sequence, vocab) <= 0:
-        raise ValueError("parameters, batch, sequence and vocab must be positive")
-    trainable = parameters if trainable is None else trainable
-    if hidden is None or layers is None:
-        layers = layers or 24
-        hidden = hidden or max(64, int((parameters / (12 * layers)) ** 0.5))
-    tokens = batch * sequence
-    weights = parameters * dtype_bytes
-    gradients = trainable * dtype_bytes if training else 0.0
-    optimizer = trainable * (8 + (4 if mixed_precision_master else 0)) if training else 0.0
-    per_token_layer = (2 if gradient_checkpointing else 34) * hidden * dtype_bytes / 2
-    activations = tokens * layers * per_token_layer if training else tokens * hidden * dtype_bytes * 4
-    logits = tokens * vocab * dtype_bytes * (2 if training else 1) + 2**26
-    return MemoryEstimate(weights, gradients, optimizer, activations, logits)
+    for name, value in (("batch", batch), ("prompt_length", prompt_length), ("completion_length", completion_length)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (1 if name != "prompt_length" else 0):
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    trainable = (shape.parameters if training else 0) if trainable is None else trainable
+    if not 0 <= trainable <= shape.parameters:
+        raise ValueError(f"trainable must be between 0 and the {shape.parameters:.0f} parameters, got {trainable}")
+    tokens = batch * (prompt_length + completion_length)
+    frozen = shape.parameters - trainable
+    weights = frozen * weight_bytes + trainable * 4 + (shape.parameters * weight_bytes if reference_model else 0)
+    per_layer = ACTIVATIONS_PER_LAYER[0] * shape.hidden + ACTIVATIONS_PER_LAYER[1] * shape.intermediate
+    outside = ACTIVATIONS_OUTSIDE_LAYERS * shape.hidden
+    if not training:
+        return MemoryEstimate(weights, 0.0, 0.0, tokens * 4 * shape.hidden * activation_bytes,
+                              batch * completion_length * shape.vocab * activation_bytes)
+    layers_kept = tokens * (shape.layers * shape.hidden + per_layer) if gradient_checkpointing else tokens * shape.layers * per_layer
+    activations = (layers_kept + tokens * outside) * activation_bytes
+    logits = LOGITS_WHEN_TRAINING * batch * completion_length * shape.vocab * activation_bytes
+    return MemoryEstimate(weights, trainable * 4, trainable * 8, activations, logits)
+
+
+# Peak dense half-precision FLOP/s and memory bandwidth (bytes/s), from the vendors' data sheets.
+GPU_SPEEDS = {"T4": (65e12, 320e9), "L4": (121e12, 300e9), "A10": (125e12, 600e9), "A100": (312e12, 1.6e12),
+              "H100": (989e12, 3.35e12), "H200": (989e12, 4.8e12)}
+TRAINING_UTILISATION = 0.3  # a typical share of the peak that small-batch training reaches
+SECONDS_PER_DECODE_STEP_AND_LAYER = 3e-4  # kernel launches dominate decoding a small model token by token
+
+
+def estimate_step_seconds(
+    shape: ModelShape, info: DeviceInfo, batch: int, prompt_length: int, completion_length: int,
+    generate: bool = True, weight_bytes: int = 2,
+) -> float | None:
+    """A rough time for one step: sampling ``completion_length`` tokens for ``batch`` rows (bounded by
+    memory bandwidth or kernel launches), then a forward and backward pass (6 FLOPs per parameter and
+    token at 30% of the GPU's peak). ``None`` for a device not in :data:`GPU_SPEEDS` (and the CPU).
+    It is an estimate from FLOPs and bandwidth; the notebooks print it before a run so that a
+    reader can compare it with the time the progress bar shows.
+    """
+    if info.kind != "cuda":
+        return None
+    speeds = next((v for k, v in GPU_SPEEDS.items() if k in info.name.upper().replace("NVIDIA ", "")), None)
+    if speeds is None:
+        return None
+    flops, bandwidth = speeds
+    tokens = batch * (prompt_length + completion_length)
+    train = 6 * shape.parameters * tokens / (flops * TRAINING_UTILISATION)
+    if not generate:
+        return train
+    per_token = max(shape.parameters * weight_bytes / bandwidth, SECONDS_PER_DECODE_STEP_AND_LAYER * shape.layers)
+    prefill = 2 * shape.parameters * batch * prompt_length / (flops * TRAINING_UTILISATION)
+    return train + prefill + completion_length * per_token
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """The largest forward/backward pass of one optimizer step, as a trainer sees it."""
+
+    batch: int  # sequences per forward/backward pass
+    prompt_length: int  # tokens before the scored part (0 when every token is scored, as in SFT)
+    completion_length: int  # scored tokens (GRPO's completions, SFT's whole sequence)
+    generates: bool = False  # whether the step samples its completions first (GRPO, on-policy distillation)
+    other_models_bytes: float = 0.0  # frozen models held beside the trained one (reference, teacher)
 
 
 def check_fits(estimate: MemoryEstimate, info: DeviceInfo, headroom: float = 0.9, settings: str = "") -> None:
@@ -137,6 +231,6 @@ def check_fits(estimate: MemoryEstimate, info: DeviceInfo, headroom: float = 0.9
             "optimizer state": "train a LoRA adapter instead of all weights",
         }[biggest]
         raise MemoryError(
-            f"this run needs about {estimate.total_gib:.1f} GiB ({estimate.describe()}) but {info.name} has "
+            f"this run needs about {format_bytes(estimate.total)} ({estimate.describe()}) but {info.name} has "
             f"{info.total_memory / GIB:.1f} GiB: {advice}{' (' + settings + ')' if settings else ''}"
         )

@@ -9,6 +9,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerFast
 
+from .hardware import attention_implementation, device_info
+
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -34,6 +36,8 @@ class ModelSpec:
     device: str = "cpu"
     dtype: str = "float32"
     lora: LoraSettings | None = None
+    gradient_checkpointing: bool = False  # recompute activations in the backward pass: memory for time
+    attn_implementation: str | None = None  # None: "sdpa", or FlashAttention 2 where the GPU and package allow
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,9 +101,14 @@ def load_model_and_tokenizer(spec: ModelSpec):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
+    attention = spec.attn_implementation or attention_implementation(device_info(spec.device))
     model = AutoModelForCausalLM.from_pretrained(
-        spec.name_or_path, dtype=DTYPES[spec.dtype], local_files_only=local, **spec.extra
+        spec.name_or_path, dtype=DTYPES[spec.dtype], local_files_only=local, attn_implementation=attention,
+        **spec.extra,
     ).to(spec.device)
+    if spec.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False  # generation turns the cache back on per call
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if spec.lora is not None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from .configs import DistillConfig, GRPOConfig, SFTConfig
+from .hardware import DeviceInfo, device_info, mixed_precision
 from .models import LoraSettings, ModelSpec
 
 ENV_VAR = "R1LIB_PROFILE"
@@ -86,9 +87,20 @@ def _tiny_distill(**overrides) -> DistillConfig:
     return DistillConfig(**settings)
 
 
+def gpu_precision(info: DeviceInfo | None = None) -> tuple[str, dict[str, bool]]:
+    """The weights' dtype and the mixed-precision flag for a GPU: bf16 from compute capability 8.0,
+    fp16 with a gradient scaler below (a T4). Without a GPU, the T4's settings (Colab's default)."""
+    info = info or device_info()
+    if info.kind == "cuda" and mixed_precision(info) == "bf16":
+        return "bfloat16", {"bf16": True}
+    return "float16", {"fp16": True}
+
+
 def _profiles() -> dict[str, Profile]:
     tiny = ModelSpec(str(TINY_BASE), device="cpu", dtype="float32")
-    gpu_model = ModelSpec("Qwen/Qwen2.5-0.5B", device="cuda", dtype="float16", lora=LoraSettings(r=16, alpha=32))
+    dtype, half = gpu_precision()
+    gpu_model = ModelSpec("Qwen/Qwen2.5-0.5B", device="cuda", dtype=dtype, lora=LoraSettings(r=16, alpha=32),
+                          gradient_checkpointing=True)
     return {
         "cpu": Profile("cpu", tiny, "chain", _tiny_grpo(), _tiny_sft(), _tiny_distill(),
                        num_train_prompts=4000, num_eval_prompts=256),
@@ -104,14 +116,14 @@ def _profiles() -> dict[str, Profile]:
             GRPOConfig(
                 num_generations=8, per_device_train_batch_size=16, learning_rate=1e-5, beta=0.0,
                 loss_type="dr_grpo", scale_rewards="none", max_completion_length=384, temperature=1.0,
-                max_steps=200, eval_steps=50, save_steps=50, eval_examples=100, fp16=True,
+                max_steps=200, eval_steps=50, save_steps=50, eval_examples=100, **half,
             ),
             SFTConfig(per_device_train_batch_size=4, gradient_accumulation_steps=4, learning_rate=1e-4,
                       lr_scheduler_type="cosine", warmup_ratio=0.05, max_steps=200, max_length=1024,
-                      max_new_tokens=384, eval_examples=100, fp16=True),
+                      max_new_tokens=384, eval_examples=100, **half),
             DistillConfig(per_device_train_batch_size=4, gradient_accumulation_steps=4, learning_rate=1e-4,
                           lr_scheduler_type="cosine", warmup_ratio=0.05, max_steps=200, max_length=1024,
-                          max_new_tokens=384, eval_examples=100, top_k=64, fp16=True),
+                          max_new_tokens=384, eval_examples=100, top_k=64, **half),
             num_train_prompts=7473, num_eval_prompts=100,
         ),
     }
@@ -129,6 +141,23 @@ def get_profile(name: str | None = None) -> Profile:
             f"the tiny base model is missing from {TINY_BASE}; rebuild it with `make tiny-base`"
         )
     return profile
+
+
+def describe(profile: Profile) -> str:
+    """What a notebook's first cell prints: the profile that runs, on what, and how to choose another."""
+    if profile.is_tiny:
+        what = "the tiny world (procedural tasks and a small base pretrained from scratch, shipped in data/)"
+    else:
+        what = f"{profile.model.name_or_path} on {profile.task}" + (" with LoRA" if profile.model.lora else "")
+    device = device_info()
+    where = f"{device.name} ({mixed_precision(device)})" if device.kind == "cuda" else "the CPU"
+    lines = [f"profile {profile.name!r}: {what}; this machine has {where}."]
+    if not profile.is_tiny:
+        lines.append("Numbers in the text were measured on the tiny world (cpu profile); the assertions at the end "
+                     "check this profile's own expectations.")
+    lines.append(f"To switch: set {ENV_VAR}=cpu, smoke or gpu before Python starts (in Colab: "
+                 f"os.environ['{ENV_VAR}'] = 'cpu' at the top, then restart the runtime), or call get_profile('cpu').")
+    return "\n".join(lines)
 
 
 def with_overrides(profile: Profile, stage: str = "grpo", **overrides) -> Profile:

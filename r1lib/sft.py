@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from .checkpoint import atomic_write_text
 from .configs import SFTConfig
 from .evaluate import evaluate as evaluate_policy
+from .hardware import StepShape
 from .rewards import completion_text
 from .stream import ExampleStream
 from .tasks.base import Example, Messages, Task
@@ -193,6 +194,12 @@ class SFTTrainer(Trainer):
         self.train_examples = examples
         self.eval_task, self.eval_examples = eval_task, list(eval_examples)[: config.eval_examples]
         self.stream = ExampleStream(list(range(len(examples))), seed=config.seed)
+
+    def step_shape(self) -> StepShape:
+        longest = max(len(ids) for ids, _ in self.encoded)
+        if self.config.packing and self.max_length:
+            longest = self.max_length
+        return StepShape(self.config.per_device_train_batch_size, 0, longest)
 
     @staticmethod
     def _encode_all(tokenizer, examples: list[SFTExample], limit: int | None) -> list[tuple[list[int], int]]:

@@ -49,6 +49,10 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .configs import RESUMABLE_CHANGES, TrainingConfig
+from .hardware import (
+    GIB, DeviceInfo, MemoryEstimate, ModelShape, StepShape, check_fits, device_info, estimate_memory,
+    estimate_step_seconds, format_bytes,
+)
 
 Record = dict[str, Any]
 
@@ -166,6 +170,7 @@ class Trainer:
         self.num_parameters = parameter_count(model)  # for the flops/* metrics: 2N per token forward, 4N backward
         self._pending: list[Record] = []  # step records of the current logging window
         self._stop_requested = False
+        self.memory_estimate: MemoryEstimate | None = None  # set by preflight()
 
     # ------------------------------------------------------------------ what a subclass provides
 
@@ -185,6 +190,11 @@ class Trainer:
     def does_evaluate(self) -> bool:
         """Whether :meth:`evaluate` has anything to measure (e.g. held-out examples were given)."""
         return False
+
+    def step_shape(self) -> StepShape | None:
+        """The largest forward/backward pass of a step, for the estimate :meth:`preflight` prints
+        before training; ``None`` (the default) skips the estimate."""
+        return None
 
     def on_fresh_start(self) -> None:
         """Reset the subclass's data streams and buffers for a run that starts at step 0."""
@@ -222,6 +232,38 @@ class Trainer:
     def add_callback(self, callback: TrainerCallback | Callable[[Record], None]) -> None:
         """Add a callback (a :class:`TrainerCallback`, or a function called with each logged record)."""
         self.callbacks.append(callback if isinstance(callback, TrainerCallback) else _FunctionCallback(callback))
+
+    def preflight(self, info: DeviceInfo | None = None) -> str | None:
+        """Estimate the run's peak memory (and, on a known GPU, its time per step) from
+        :meth:`step_shape`; on a GPU where it cannot fit, stop with a ``MemoryError`` that names the
+        setting to lower. Returns the message :meth:`train` prints on a GPU (``None``: no estimate)."""
+        shape = self.step_shape()
+        if shape is None:
+            return None
+        info = info or device_info(self.device)
+        model_shape = ModelShape.of(self.model)
+        frozen = [p for p in self.model.parameters() if not p.requires_grad]
+        weight_bytes = frozen[0].element_size() if frozen else 4
+        activation_bytes = 2 if self.autocast_dtype is not None else next(self.model.parameters()).element_size()
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        checkpointing = bool(getattr(self.model, "is_gradient_checkpointing", False))
+        estimate = estimate_memory(
+            model_shape, shape.batch, shape.prompt_length, shape.completion_length, weight_bytes=weight_bytes,
+            activation_bytes=activation_bytes, trainable=trainable, gradient_checkpointing=checkpointing,
+        )
+        estimate.weights += shape.other_models_bytes
+        self.memory_estimate = estimate
+        seconds = estimate_step_seconds(model_shape, info, shape.batch * self.config.gradient_accumulation_steps,
+                                        shape.prompt_length, shape.completion_length, generate=shape.generates,
+                                        weight_bytes=weight_bytes)
+        where = f"{info.total_memory / GIB:.1f} GiB on {info.name}" if info.total_memory else info.name
+        message = f"{self.name}: about {format_bytes(estimate.total)} per step ({estimate.describe()}) of {where}"
+        if seconds is not None:
+            message += f"; about {seconds:.1f} s per step, {seconds * self.config.max_steps / 60:.0f} min in all (estimated from FLOPs and bandwidth)"
+        settings = (f"per_device_train_batch_size={shape.batch}, sequence {shape.prompt_length}+"
+                    f"{shape.completion_length} tokens, gradient checkpointing {'on' if checkpointing else 'off'}")
+        check_fits(estimate, info, settings=settings)
+        return message
 
     # ------------------------------------------------------------------ machinery for subclasses
 
@@ -308,6 +350,10 @@ class Trainer:
         if self.state.step == 0:
             self._start_fresh()
         self._stop_requested = False
+        if self.state.step < self.config.max_steps:
+            message = self.preflight()
+            if message and self.device.type == "cuda":
+                print(message)
         for callback in self.callbacks:
             callback.on_train_begin(self)
         bar = tqdm(total=self.config.max_steps, initial=self.state.step, desc=self.name, disable=not self.progress)

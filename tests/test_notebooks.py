@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,68 @@ def test_notebooks_follow_the_course_conventions():
         assert "".join(cells[1]["source"]) == build.INSTALL_CELL.replace("{repository}", repository), path.name
         assert "## Exercises" in text, path.name
         assert any("solution" in c.get("metadata", {}).get("tags", []) for c in cells), path.name
+        first_code = next(c for c in cells[2:] if c["cell_type"] == "code")
+        assert "print(describe(" in "".join(first_code["source"]), f"{path.name}: the first cell must show the profile"
         last = "".join(cells[-1]["source"])
         assert cells[-1]["cell_type"] == "code" and "assert" in last, path.name
+
+
+INSTALL_HARNESS = """
+import json, os, subprocess, sys, types
+sys.modules["google.colab"] = types.ModuleType("google.colab")  # what Colab's runtime has imported
+calls, installed = [], os.environ["FAKE_INSTALLED"] == "1"
+real_run = subprocess.run
+
+
+class NotInstalled:
+    def find_spec(self, name, path=None, target=None):
+        if name == "r1lib" and not installed:
+            raise ImportError("r1lib is not installed yet")
+
+
+def run(command, **kwargs):
+    global installed
+    calls.append(command[0] if command[0] == "git" else "pip")
+    if command[0] == "git":
+        return real_run(command, **kwargs)
+    installed = True  # the pip install (offline here): from now on r1lib imports
+    return subprocess.CompletedProcess(command, 0)
+
+
+sys.meta_path.insert(0, NotInstalled())
+subprocess.run = run
+cell = open(sys.argv[1]).read()
+for _ in range(2):  # a second run of the same cell, in the same kernel
+    sys.modules.pop("r1lib", None)
+    exec(cell, {})
+print(json.dumps({"calls": calls, "cwd": os.getcwd(), "path_entries": sys.path.count(os.environ["R1_COURSE_DIR"]),
+                  "tiny_base": os.path.isfile("../data/tiny-base/model.safetensors")}))
+"""
+
+
+def test_the_colab_install_cell_is_idempotent_and_survives_a_restart(tmp_path):
+    """Run the install cell twice in one kernel with Colab faked (clone from this checkout, pip intercepted),
+    then twice more after a "restart" (a new interpreter): it clones and installs once, and the working
+    directory and import path are right every time."""
+    import subprocess
+    import sys
+
+    build = _load_script("build_notebooks")
+    cell = tmp_path / "cell.py"
+    cell.write_text(build.INSTALL_CELL.replace("{repository}", f"file://{ROOT}"))
+    harness = tmp_path / "harness.py"
+    harness.write_text(INSTALL_HARNESS)
+    course = tmp_path / "content" / "r1-course"
+    results = []
+    for installed in ("0", "1"):  # before and after the restart
+        out = subprocess.run([sys.executable, str(harness), str(cell)], cwd=tmp_path, capture_output=True, text=True,
+                             env={**os.environ, "R1_COURSE_DIR": str(course), "FAKE_INSTALLED": installed})
+        assert out.returncode == 0, out.stderr
+        results.append(json.loads(out.stdout.splitlines()[-1]))
+    assert results[0]["calls"] == ["git", "pip"]  # first session: clone and install, once for two runs
+    assert results[1]["calls"] == []  # after the restart: nothing to fetch or install
+    for result in results:
+        assert result["cwd"] == str(course / "notebooks") and result["path_entries"] == 1 and result["tiny_base"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

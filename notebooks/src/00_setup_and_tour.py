@@ -20,13 +20,12 @@ import platform
 import matplotlib.pyplot as plt
 import torch
 import transformers
-from r1lib.profiles import TINY_BASE, get_profile
+from r1lib.profiles import TINY_BASE, describe, get_profile
 
 profile = get_profile()
 print(f"python {platform.python_version()}, torch {torch.__version__}, transformers {transformers.__version__}")
 print(f"CUDA available: {torch.cuda.is_available()}")
-print(f"profile: {profile.name}  model: {profile.model.name_or_path}  task: {profile.task}")
-print("switch with: R1LIB_PROFILE=cpu|smoke|gpu (environment variable), or get_profile('cpu') in code")
+print(describe(profile))
 
 # %% [markdown]
 # ## The tiny world's three tasks

@@ -7,6 +7,12 @@
 # 2. run the **accuracy** and **format** rewards on hand-made completions you can check by eye,
 # 3. see why rules resist reward hacking, then train against a plausible-looking reward that *can* be hacked, and watch RL find the hole.
 
+
+# %%
+from r1lib.profiles import describe, get_profile
+
+print(describe(get_profile()))
+
 # %% [markdown]
 # ## A task: generate, prompt, verify
 #

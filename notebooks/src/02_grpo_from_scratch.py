@@ -10,6 +10,12 @@
 # 5. how the loss is normalised over tokens, and the **length bias** one of those choices creates;
 # 6. why no value network: PPO's critic against GRPO's group baseline, and the memory that saves.
 
+
+# %%
+from r1lib.profiles import describe, get_profile
+
+print(describe(get_profile()))
+
 # %% [markdown]
 # ## 1. The objective
 #

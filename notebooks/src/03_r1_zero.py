@@ -19,10 +19,11 @@ from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.plots import plot_before_after, plot_seed_band, series
-from r1lib.profiles import TINY_BASE, get_profile, runs_dir, with_overrides
+from r1lib.profiles import TINY_BASE, describe, get_profile, runs_dir, with_overrides
 from r1lib.widgets import LiveCurves, html_table, say, show_html, show_source
 
 profile = get_profile()
+print(describe(profile))
 config = profile.grpo
 SEEDS = (0, 1) if profile.name == "smoke" else (0, 1, 2)  # the smoke profile only checks that the code runs
 print(f"profile {profile.name}: {config.max_steps} steps of {config.prompts_per_step} prompts x {config.num_generations} completions")

@@ -22,10 +22,11 @@ from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.models import load_model_and_tokenizer, load_trained
 from r1lib.plots import running_mean, series
-from r1lib.profiles import TINY_BASE, get_profile, runs_dir
+from r1lib.profiles import TINY_BASE, describe, get_profile, runs_dir
 from r1lib.widgets import html_table, say, show_html
 
 profile = get_profile()
+print(describe(profile))
 config = profile.grpo
 exp = build_experiment(profile, seed=0)
 run_dir = runs_dir("03_r1_zero", profile.name, "seed-0")

@@ -18,12 +18,13 @@ from r1lib.checkpoint import latest_checkpoint
 from r1lib.cold_start import rewrite_readable
 from r1lib.evaluate import evaluate, mixes_languages
 from r1lib.pipeline import Pipeline, pipeline_config, readable_rate
-from r1lib.profiles import get_profile, runs_dir
+from r1lib.profiles import describe, get_profile, runs_dir
 from r1lib.plots import series
 from r1lib.sft import SFTTrainer, load_sft_jsonl
 from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
+print(describe(profile))
 config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
 print(f"profile {profile.name}: reasoning task {config.reasoning_task}, stages under {pipeline.root}")

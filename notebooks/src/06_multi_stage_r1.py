@@ -16,13 +16,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 from r1lib.evaluate import evaluate
 from r1lib.pipeline import TABLE_COLUMNS, Pipeline, evaluate_stage, pipeline_config
-from r1lib.profiles import get_profile, runs_dir
+from r1lib.profiles import describe, get_profile, runs_dir
 from r1lib.plots import series
 from r1lib.reward_model import bradley_terry_loss, preference_accuracy
 from r1lib.rewards import for_task
 from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
+print(describe(profile))
 config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
 if not pipeline.done("r1_zero"):

@@ -20,11 +20,12 @@ from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
 from r1lib.models import ModelSpec, load_model_and_tokenizer
-from r1lib.profiles import DATA_DIR, TINY_BASE, get_profile, runs_dir
+from r1lib.profiles import DATA_DIR, TINY_BASE, describe, get_profile, runs_dir
 from r1lib.trainer import parameter_count
 from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
+print(describe(profile))
 STUDENTS = {"teacher's base": TINY_BASE, "quarter student": DATA_DIR / "tiny-student-quarter",
             "sixteenth student": DATA_DIR / "tiny-student-sixteenth"}
 
@@ -202,11 +203,14 @@ print("a sample:", repr(tokenizer.decode(sample[0][sample[1]:])))
 # On a free T4, the same `DistillationExperiment` runs with a Qwen2.5-1.5B teacher and a Qwen2.5-0.5B student (one tokenizer family, one vocabulary) on GSM8K: `top_k` keeps the teacher's 64 most likely tokens per position so that a 151,936-token vocabulary costs 64 numbers, not 151,936. Notebook 08's memory estimate for these settings:
 
 # %%
-from r1lib.hardware import estimate_memory
+from r1lib.hardware import KNOWN_SHAPES, estimate_memory, format_bytes
 
-for name, params in (("teacher 1.5B (forward only, fp16)", 1.54e9), ("student 0.5B (training, fp16 + Adam)", 0.49e9)):
-    estimate = estimate_memory(params, batch=4, sequence=640, vocab=151_936, training="training" in name, dtype_bytes=2)
-    print(f"{name}: about {estimate.total_gib:.1f} GiB ({estimate.describe()})")
+half = dict(prompt_length=256, completion_length=384, weight_bytes=2, activation_bytes=2)  # fp16 on a T4
+teacher = estimate_memory(KNOWN_SHAPES["Qwen/Qwen2.5-1.5B"], batch=4, training=False, **half)
+student = estimate_memory(KNOWN_SHAPES["Qwen/Qwen2.5-0.5B"], batch=4, gradient_checkpointing=True, **half)
+print(f"teacher 1.5B, forward only: about {format_bytes(teacher.total)} ({teacher.describe()})")
+print(f"student 0.5B, all weights trained with AdamW: about {format_bytes(student.total)} ({student.describe()})")
+print(f"together: {format_bytes(teacher.total + student.total)} of a T4's 15 GiB")
 
 # %% [markdown]
 # ## Exercises

@@ -23,6 +23,7 @@ import torch
 from ..configs import GRPOConfig
 from ..evaluate import behaviour_rates
 from ..evaluate import evaluate as evaluate_policy
+from ..hardware import StepShape
 from ..logprobs import completion_logps
 from ..rewards import RewardFunc
 from ..rollout import Rollout, render_prompts, rollout
@@ -114,6 +115,13 @@ class GRPOTrainer(Trainer):
         self._batch_uses = 0  # optimizer steps taken on self._batch
         self._warn_if_too_long()
 
+    def step_shape(self) -> StepShape:
+        reference = 0.0
+        if self.ref_model is not None:
+            reference = sum(p.numel() * p.element_size() for p in self.ref_model.parameters())
+        return StepShape(self.config.per_device_train_batch_size, self.longest_prompt,
+                         self.config.max_completion_length, generates=True, other_models_bytes=reference)
+
     def _reference(self, ref_model):
         if ref_model is not None:
             return ref_model.eval().requires_grad_(False)
@@ -122,11 +130,12 @@ class GRPOTrainer(Trainer):
         return copy.deepcopy(self.model).eval().requires_grad_(False)
 
     def _warn_if_too_long(self) -> None:
+        prompts = render_prompts(self.tokenizer, [self.task.prompt(e) for e in self.train_examples])
+        longest = max(len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"])
+        self.longest_prompt = longest
         limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
         if not limit:
             return
-        prompts = render_prompts(self.tokenizer, [self.task.prompt(e) for e in self.train_examples])
-        longest = max(len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"])
         if longest + self.config.max_completion_length > limit:
             warnings.warn(
                 f"the longest training prompt has {longest} tokens: with max_completion_length="

@@ -7,11 +7,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 
-.PHONY: help install course test lab notebooks publish-notebooks tiny-models benchmarks clean
+.PHONY: help install course test test-browser lab notebooks publish-notebooks tiny-models benchmarks clean
 
 help:
 	@echo "make course      execute notebooks 00.. on the CPU profile (R1LIB_PROFILE=$(PROFILE))"
 	@echo "make test        run the test suite"
+	@echo "make test-browser run the course in JupyterLab in headless Chromium (needs: apt-get install chromium)"
 	@echo "make lab         open JupyterLab on notebooks/"
 	@echo "make notebooks   rebuild notebooks/*.ipynb from notebooks/src (outputs of unchanged cells are kept)"
 	@echo "make publish-notebooks  rebuild, then execute every notebook on the CPU profile into the committed files"
@@ -31,6 +32,10 @@ course: install
 
 test: install
 	R1LIB_PROFILE=smoke $(PY) -m pytest
+
+test-browser: install
+	$(PY) -m pip install -q -e ".[browser]"
+	R1LIB_PROFILE=smoke $(PY) -m pytest -m browser tests/browser
 
 lab: install
 	R1LIB_PROFILE=$(PROFILE) $(VENV)/bin/jupyter lab notebooks

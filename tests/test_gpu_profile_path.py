@@ -32,13 +32,17 @@ def test_gpu_profile_runs_on_cpu_with_local_files(random_model, tiny_tokenizer, 
 
     gpu = get_profile("gpu")
     assert gpu.model.name_or_path.startswith("Qwen/") and gpu.model.lora is not None and gpu.task == "gsm8k"
+    assert gpu.model.gradient_checkpointing and gpu.grpo.fp16 != gpu.grpo.bf16  # one half precision, from the GPU
     profile = replace(
-        gpu, model=ModelSpec(str(model_dir), device="cpu", dtype="float32", lora=LoraSettings(r=4, alpha=8)),
+        # The gpu profile's model settings (LoRA, gradient checkpointing, SDPA) with fp16 turned off for the CPU.
+        gpu, model=replace(gpu.model, name_or_path=str(model_dir), device="cpu", dtype="float32", lora=LoraSettings(r=4, alpha=8)),
         data_dir=str(data), num_train_prompts=8, num_eval_prompts=4,
     )
     profile = with_overrides(profile, num_generations=2, per_device_train_batch_size=4, max_completion_length=6,
                              max_steps=2, save_steps=1, eval_steps=2, beta=0.1, learning_rate=1e-2)
+    profile = with_overrides(profile, fp16=False, bf16=False)
     exp = build_experiment(profile)
+    assert exp.model.is_gradient_checkpointing
     assert isinstance(exp.task, GSM8KTask) and exp.train_examples[0].answer == "2"
     assert not {e.question for e in exp.train_examples} & {e.question for e in exp.eval_examples}
     assert exp.tokenizer.apply_chat_template(exp.task.prompt(exp.train_examples[0]), tokenize=False).startswith("A conversation")

@@ -102,3 +102,29 @@ def test_fast_and_reference_paths_agree_when_rows_stop_at_different_steps(tiny_b
     assert lengths.min() < 8 and fast.is_truncated.any() and not fast.is_truncated.all()
     assert torch.equal(fast.completion_ids, slow.completion_ids) and fast.texts == slow.texts
     assert torch.equal(fast.completion_mask, slow.completion_mask) and torch.equal(fast.is_truncated, slow.is_truncated)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (runs wherever one exists)")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_rollout_on_cuda_matches_the_cpu_and_generate(tiny_base_path, dtype):
+    """The sampler's CUDA path: KV cache, prefill once per prompt, finished rows leaving the batch.
+    In float32 it reproduces the CPU tokens; in fp16 (a T4) it reproduces CUDA's own generate."""
+    from r1lib.models import ModelSpec, load_model_and_tokenizer
+    from r1lib.tasks import ChainTask
+
+    model, tokenizer = load_model_and_tokenizer(ModelSpec(str(tiny_base_path)))
+    task = ChainTask()
+    prompts = render_prompts(tokenizer, [task.prompt(e) for e in task.generate(8, seed=4)], prefill="<think>")
+    on_cpu = rollout(model, tokenizer, prompts, 2, 24, temperature=0.0)
+    model = model.to("cuda", dtype)
+    on_gpu = rollout(model, tokenizer, prompts, 2, 24, temperature=0.0)
+    if dtype == torch.float32:
+        assert on_gpu.texts == on_cpu.texts
+    for i, prompt in enumerate(prompts):
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"].to("cuda")
+        reference = model.generate(ids, max_new_tokens=24, do_sample=False, eos_token_id=tokenizer.eos_token_id,
+                                   pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:].cpu()
+        mine = on_gpu.completion_ids[2 * i][on_gpu.completion_mask[2 * i].bool()].cpu()
+        assert mine.tolist() == reference[: len(mine)].tolist()
+    sampled = rollout(model, tokenizer, prompts, 4, 24, temperature=1.0, generator=torch.Generator("cuda").manual_seed(0))
+    assert sampled.completion_lengths.float().std() > 0  # sampling on the GPU varies

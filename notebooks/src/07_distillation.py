@@ -26,6 +26,11 @@ from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
 print(describe(profile))
+# The comparison needs five complete trainings of one student from one teacher, which the tiny world affords
+# on any machine; on the gpu profile it runs there too, and the last section gives the Qwen settings.
+world = profile if profile.is_tiny else get_profile("cpu")
+if world is not profile:
+    print("notebook 07 runs its experiment on the tiny world (cpu profile settings) on every profile")
 STUDENTS = {"teacher's base": TINY_BASE, "quarter student": DATA_DIR / "tiny-student-quarter",
             "sixteenth student": DATA_DIR / "tiny-student-sixteenth"}
 
@@ -51,11 +56,11 @@ sizes = {name: int(row[1].replace(",", "")) for name, row in zip(STUDENTS, rows)
 # Notebook 04 trained R1-Zero on the search task; its final checkpoint is the teacher (trained here if missing). Teacher and student must share a tokenizer and vocabulary: logit distillation compares their distributions token by token, and `r1lib.distill` refuses a mismatch, naming both sizes.
 
 # %%
-config = profile.grpo
-aha_dir = runs_dir("04_aha", profile.name)
+config = world.grpo
+aha_dir = runs_dir("04_aha", world.name)
 teacher_dir = latest_checkpoint(aha_dir / "checkpoints")
 if teacher_dir is None or int(teacher_dir.name.split("-")[1]) < config.max_steps:
-    search = build_experiment(profile, seed=0, task="search")
+    search = build_experiment(world, seed=0, task="search")
     GRPOTrainer(search.model, search.tokenizer, search.task, search.reward_funcs, search.train_examples, config, aha_dir,
                 eval_examples=search.eval_examples).train(resume_from=True)
     teacher_dir = latest_checkpoint(aha_dir / "checkpoints")
@@ -83,13 +88,13 @@ show_source(kd_loss)
 
 # %%
 student_path = STUDENTS["quarter student"]
-search = build_experiment(replace(profile, model=ModelSpec(str(student_path))), seed=0, task="search")
-distill_config = replace(profile.distill, max_new_tokens=config.max_completion_length, temperature=1.0,
-                         divergence="forward_kl", eval_steps={"smoke": 3, "cpu": 20, "gpu": 20}[profile.name])
+search = build_experiment(replace(world, model=ModelSpec(str(student_path))), seed=0, task="search")
+distill_config = replace(world.distill, max_new_tokens=config.max_completion_length, temperature=1.0,
+                         divergence="forward_kl", eval_steps={"smoke": 3, "cpu": 20}[world.name])
 experiment = DistillationExperiment(
     teacher_dir, ModelSpec(str(student_path)), search.task, search.train_examples, search.eval_examples,
-    runs_dir("07_distillation", profile.name), config, distill_config, search.reward_funcs,
-    num_trace_prompts={"smoke": 32, "cpu": 512, "gpu": 512}[profile.name],
+    runs_dir("07_distillation", world.name), config, distill_config, search.reward_funcs,
+    num_trace_prompts={"smoke": 32, "cpu": 512}[world.name],
 )
 traces = experiment.traces()
 say(f"The teacher answered {traces.counts['sampled'] // 4} training problems 4 times each; **{len(traces.examples)}** "
@@ -222,8 +227,8 @@ print(f"together: {format_bytes(teacher.total + student.total)} of a T4's 15 GiB
 # Solution to exercise 1 (collapsed): the smallest student, SFT and GRPO only, the same budget rule.
 small = DistillationExperiment(
     teacher_dir, ModelSpec(str(STUDENTS["sixteenth student"])), search.task, search.train_examples, search.eval_examples,
-    runs_dir("07_distillation", profile.name, "sixteenth"), config, distill_config, search.reward_funcs,
-    num_trace_prompts={"smoke": 32, "cpu": 512, "gpu": 512}[profile.name],
+    runs_dir("07_distillation", world.name, "sixteenth"), config, distill_config, search.reward_funcs,
+    num_trace_prompts={"smoke": 32, "cpu": 512}[world.name],
 )
 for arm in ("rl", "sft"):
     model, tokenizer = load_model_and_tokenizer(ModelSpec(str(getattr(small, arm)().model_dir)))
@@ -263,7 +268,7 @@ for name, result in results.items():
     assert name == "on_policy" or name == "rl" or result.ledger.teacher_forward >= traces.teacher_flops  # traces are charged
 assert sizes["quarter student"] < 0.3 * sizes["teacher's base"] and sizes["sixteenth student"] < 0.08 * sizes["teacher's base"]
 assert guard_history[0]["distill/truncated_fraction"] == 1.0 and any("stopped ending" in str(w.message) for w in caught)
-if profile.name == "cpu":
+if world.name == "cpu":
     assert all(t["pass@1"] > base.pass_at_1 + 0.3 for t in table.values())  # every method improved the student
     # The ordering this run shows, and the text states: distillation on traces ahead of RL on the student, at a third of
     # the budget and at all of it.

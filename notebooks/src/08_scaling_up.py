@@ -1,0 +1,261 @@
+# %% [markdown]
+# # 08 · Scaling up
+#
+# **What we will see.** Everything so far ran on one device with r1lib's own trainers, written to be read. Past one GPU the right tool is an existing engine: TRL's trainers on accelerate, with DeepSpeed ZeRO-3 or FSDP2 to shard the model and vLLM to sample. This notebook is the way out, for every stage of the course:
+#
+# 1. **Memory before the run**: what a step of the gpu profile needs on a free T4, estimated from the model's shape with constants measured on the CPU, and what to change when it does not fit;
+# 2. **The same task and rewards in TRL**: R1-Zero's accuracy and format rewards, unchanged, drive TRL's `GRPOTrainer`; we train the tiny base with both engines on the same settings and compare;
+# 3. **Launch files** for one GPU, several GPUs with ZeRO-3 or FSDP2, and a separate vLLM server, written by `python -m r1lib.scale`;
+# 4. **What changes at real scale**, against the figures DeepSeek reported for R1;
+# 5. **SFT and distillation** on TRL's `SFTTrainer` and GKD trainer.
+
+# %%
+import json
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+from r1lib.grpo import GRPOTrainer
+from r1lib.hardware import GIB, KNOWN_SHAPES, DeviceInfo, check_fits, estimate_memory, estimate_step_seconds, format_bytes
+from r1lib.models import ModelSpec, load_model_and_tokenizer
+from r1lib.plots import series
+from r1lib.profiles import TINY_BASE, describe, get_profile, runs_dir
+from r1lib.rewards import format_reward, make_accuracy_reward
+from r1lib.scale import LaunchPlan, launch_commands, to_trl_grpo_config, trl_grpo_trainer, write_launch
+from r1lib.tasks.registry import load_task
+from r1lib.widgets import html_table, say, show_html, show_source
+
+profile = get_profile()
+print(describe(profile))
+
+# %% [markdown]
+# ## 1. Memory before the run
+#
+# A GRPO step holds the weights, the trainable parameters' gradients and AdamW's two moments, the activations saved for the backward pass, and the logits of every completion token over the whole vocabulary (151,936 entries for Qwen2.5). `r1lib.hardware.estimate_memory` adds these up from the model's shape. Its per-token activation constants were fitted to the peak memory of real steps measured on the CPU over 16 Qwen2 shapes (`tests/helpers/peak_memory.py`; the test suite checks the estimate within 20% on the tiny base and on a random Qwen2 with a 32k vocabulary). In half precision on a GPU the same formula with 2-byte activations is an estimate, not a measurement.
+#
+# Every r1lib trainer calls it before its first step; on a GPU it prints the estimate and the expected time per step, and stops with a `MemoryError` naming the setting to lower when the run cannot fit. Here is the gpu profile's step on a Colab T4 (15 GiB, fp16), next to variants that do not fit:
+
+# %%
+T4 = DeviceInfo("cuda", "Tesla T4", 15 * GIB, (7, 5))
+qwen = KNOWN_SHAPES["Qwen/Qwen2.5-0.5B"]
+lora_parameters = 8.8e6  # rank 16 on every projection of Qwen2.5-0.5B
+fp16 = dict(weight_bytes=2, activation_bytes=2)
+variants = {
+    "gpu profile: LoRA, checkpointing, batch 16": estimate_memory(qwen, 16, 200, 384, trainable=lora_parameters, gradient_checkpointing=True, **fp16),
+    "the same without checkpointing": estimate_memory(qwen, 16, 200, 384, trainable=lora_parameters, **fp16),
+    "all weights trained, checkpointing, batch 16": estimate_memory(qwen, 16, 200, 384, gradient_checkpointing=True, **fp16),
+    "LoRA, checkpointing, batch 64": estimate_memory(qwen, 64, 200, 384, trainable=lora_parameters, gradient_checkpointing=True, **fp16),
+}
+verdicts = {}
+for name, estimate in variants.items():
+    try:
+        check_fits(estimate, T4)
+        verdicts[name] = "fits"
+    except MemoryError as error:
+        verdicts[name] = "stops: " + str(error).split(": ", 1)[1]
+show_html(html_table([{"run on a T4": name, "estimate": format_bytes(e.total), "verdict": verdicts[name]}
+                      for name, e in variants.items()]))
+
+parts = ["weights", "gradients", "optimizer", "activations", "logits"]
+fig, ax = plt.subplots(figsize=(9, 3.2))
+left = np.zeros(len(variants))
+for part in parts:
+    values = np.array([getattr(e, part) / GIB for e in variants.values()])
+    ax.barh(list(variants), values, left=left, label=part)
+    left += values
+ax.axvline(15 * 0.9, color="black", linestyle="--", label="90% of a T4")
+ax.set_xlabel("GiB per step (estimated)")
+ax.invert_yaxis()
+ax.legend(fontsize=8, loc="lower right")
+plt.tight_layout()
+plt.show()
+seconds = estimate_step_seconds(qwen, T4, 16, 200, 384)
+say(f"On a T4 the gpu profile's step is estimated at **{format_bytes(variants['gpu profile: LoRA, checkpointing, batch 16'].total)}** "
+    f"and about **{seconds:.0f} s** (from FLOPs and memory bandwidth, not measured here): {seconds * 200 / 60:.0f} minutes for its 200 steps.")
+
+# %% [markdown]
+# **What it means.** At batch 16 the logits are the biggest single item once the activations are checkpointed; that is why the error message for the batch-64 run asks for a smaller `per_device_train_batch_size` or `max_completion_length`, and why r1lib (like TRL) computes log-probabilities chunk by chunk instead of materialising a log-softmax of the same size. Training all weights triples the fixed cost (fp32 master weights, gradients and two moments: 16 bytes per parameter).
+#
+# ## 2. The same task and rewards in TRL
+#
+# A reward in r1lib is a plain function `(prompts, completions, **columns) -> list[float | None]`, which is TRL's convention, and a task's prompts are chat messages, which is TRL's conversational format. So `r1lib.scale.trl_grpo_trainer` only builds a dataset and hands over; `to_trl_grpo_config` copies every setting the two configs share (they use the same names):
+
+# %%
+show_source(trl_grpo_trainer)
+
+# %% [markdown]
+# We train the tiny base on the chain task twice, from the same weights and with the same settings, once with r1lib's trainer and once with TRL's, and record reward and time per step.
+
+# %%
+STEPS = {"smoke": 4, "cpu": 40, "gpu": 40}[profile.name]
+data = load_task("chain", 2000, 0, seed=0)
+settings = dict(num_generations=8, per_device_train_batch_size=64, learning_rate=2e-4, lr_scheduler_type="cosine",
+                beta=0.01, loss_type="dr_grpo", scale_rewards="none", max_completion_length=64, temperature=1.0,
+                max_steps=STEPS, save_steps=STEPS, logging_steps=1, log_completions=0)
+config = profile.grpo.__class__(**settings, eval_steps=10_000)
+rewards = [make_accuracy_reward(data.task), format_reward]
+curves, seconds_per_step = {}, {}
+
+model, tokenizer = load_model_and_tokenizer(ModelSpec(str(TINY_BASE)))
+began = time.perf_counter()
+history = GRPOTrainer(model, tokenizer, data.task, rewards, data.train, config,
+                      runs_dir("08_scaling_up", profile.name, "r1lib"), progress=False).train()
+seconds_per_step["r1lib"] = (time.perf_counter() - began) / STEPS
+curves["r1lib"] = series(history, "rewards/accuracy/mean")
+
+model, tokenizer = load_model_and_tokenizer(ModelSpec(str(TINY_BASE)))
+trl_args = to_trl_grpo_config(config, runs_dir("08_scaling_up", profile.name, "trl"), disable_tqdm=True, seed=0)
+trainer = trl_grpo_trainer(model, tokenizer, data.task, data.train, trl_args, reward_funcs=rewards)
+began = time.perf_counter()
+trainer.train()
+seconds_per_step["TRL"] = (time.perf_counter() - began) / STEPS
+logged = [e for e in trainer.state.log_history if "rewards/accuracy/mean" in e]
+curves["TRL"] = ([e["step"] for e in logged], [e["rewards/accuracy/mean"] for e in logged])
+
+fig, ax = plt.subplots(figsize=(6.5, 3.2))
+for name, (steps, values) in curves.items():
+    ax.plot(steps, values, label=f"{name} ({seconds_per_step[name]:.1f} s per step)")
+ax.set_xlabel("step")
+ax.set_ylabel("accuracy reward (batch mean)")
+ax.set_ylim(0, 1)
+ax.legend()
+plt.tight_layout()
+plt.show()
+
+
+def window(values, first: bool) -> float:
+    part = values[: max(1, len(values) // 4)] if first else values[-max(1, len(values) // 4):]
+    return float(np.mean(part))
+
+
+rise = {name: (window(values, True), window(values, False)) for name, (_, values) in curves.items()}
+say(f"Over {STEPS} steps, the accuracy reward went from **{rise['TRL'][0]:.2f} to {rise['TRL'][1]:.2f}** with TRL and "
+    f"from **{rise['r1lib'][0]:.2f} to {rise['r1lib'][1]:.2f}** with r1lib (means of the first and last quarter of the steps). "
+    f"On this CPU a step took {seconds_per_step['TRL']:.1f} s with TRL and {seconds_per_step['r1lib']:.1f} s with r1lib.")
+
+# %% [markdown]
+# **What it means.** The rewards, the task and the settings went over unchanged, and both engines learn from them. The curves are not identical (the two trainers draw different prompts and samples from the same seed) and the speeds are not comparable at scale: r1lib's sampler drops finished rows and reuses one tokenisation on a CPU, while TRL's strengths (vLLM, ZeRO-3, FSDP2) only show on GPUs. `benchmarks/grpo_step_vs_trl.py` measures the CPU step time of both in one process.
+#
+# ## 3. Launch files
+#
+# `python -m r1lib.scale write` translates a profile's stage config to TRL's, and writes three files: `accelerate.yaml` (how processes share the model), `<stage>.json` (TRL's settings) and `launch.sh`. The choices:
+#
+# * `--setup single | ddp | zero3 | fsdp2`: one GPU; a full copy per GPU; the weights, gradients and optimizer state sharded over GPUs with DeepSpeed ZeRO-3 or PyTorch FSDP2 (needed once a model's 16 bytes per parameter exceed one GPU);
+# * `--generation transformers | vllm-colocate | vllm-server`: sample with the training model; with vLLM inside each training process (weights shared, a slice of memory reserved); or with a separate `trl vllm-serve` on its own GPU, which receives the new weights after every update;
+# * `--precision bf16 | fp16`: from the GPU's compute capability by default (a T4 has no real bf16, and its vLLM must be told `--dtype half`).
+
+# %%
+plans = {
+    "one T4 (Colab)": LaunchPlan("grpo", "single", 1, "transformers", "fp16", model="Qwen/Qwen2.5-0.5B"),
+    "8 GPUs, ZeRO-3, vLLM server": LaunchPlan("grpo", "zero3", 8, "vllm-server", "bf16", model="Qwen/Qwen2.5-7B"),
+    "4 GPUs, FSDP2, vLLM colocated": LaunchPlan("grpo", "fsdp2", 4, "vllm-colocate", "bf16", model="Qwen/Qwen2.5-3B"),
+}
+launch_root = runs_dir("08_scaling_up", profile.name, "launch")
+written = {}
+for name, plan in plans.items():
+    folder = launch_root / name.split(" (")[0].replace(" ", "_").replace(",", "")
+    written[name] = write_launch(plan, profile.grpo, folder)
+    print(f"## {name}: {folder}")
+    print("\n".join(launch_commands(plan, folder)), "\n")
+print(written["8 GPUs, ZeRO-3, vLLM server"]["accelerate"].read_text())
+
+# %% [markdown]
+# On the cluster, `bash launch.sh` starts everything. In each training process `python -m r1lib.scale train` loads the task through r1lib's registry (GSM8K from the hub, or `--data-dir` for local files) and the accuracy and format rewards, and runs TRL. The test suite loads every combination with accelerate's own config loader and TRL's config classes, and runs the single-process path for two steps on the tiny base.
+#
+# ## 4. What changes at real scale
+#
+# The course's runs and the one DeepSeek reported differ by orders of magnitude in every dimension. The R1 column is as reported in the DeepSeek-R1 paper (Nature, 2025): R1-Zero's RL on DeepSeek-V3-Base (671B parameters, 37B active).
+
+# %%
+scale_table = [
+    {"": "prompts per step x samples", "tiny world (cpu)": f"{profile.grpo.prompts_per_step if profile.is_tiny else 8} x 8",
+     "gpu profile (T4)": f"{get_profile('gpu').grpo.prompts_per_step} x 8", "DeepSeek-R1-Zero": "32 x 16 (512 samples)"},
+    {"": "longest completion (tokens)", "tiny world (cpu)": "64", "gpu profile (T4)": "384",
+     "DeepSeek-R1-Zero": "32,768, then 65,536"},
+    {"": "learning rate", "tiny world (cpu)": "2e-4 (cosine)", "gpu profile (T4)": "1e-5 (LoRA)", "DeepSeek-R1-Zero": "3e-6"},
+    {"": "KL coefficient; reference", "tiny world (cpu)": "0.01; the base", "gpu profile (T4)": "0; none",
+     "DeepSeek-R1-Zero": "0.001; replaced by the policy every 400 steps"},
+    {"": "compute", "tiny world (cpu)": "about a minute on 2 cores", "gpu profile (T4)": f"about {seconds * 200 / 60:.0f} min (estimated)",
+     "DeepSeek-R1-Zero": "R1's RL: about 147k H800 GPU-hours, reported as $294k"},
+]
+show_html(html_table(scale_table))
+
+# %% [markdown]
+# Three consequences for a run of your own. **Sequence length** dominates memory and time: logits and activations grow with it, and the longest completion sets the step's duration, which is why large runs separate generation (vLLM, continuous batching) from training. **Batch size** sets the variance of the gradient: 512 samples per step at R1's scale, a few dozen on a T4. **The reference** costs a full copy of the weights unless, as with LoRA, it is the base with the adapter switched off; at R1's scale it is refreshed so that the KL term does not hold the policy near a model it has long outgrown.
+#
+# ## 5. SFT and distillation
+#
+# Multi-stage R1 (notebooks 05-06) and distillation (07) write their SFT data as jsonl in TRL's prompt-completion format, so TRL's `SFTTrainer` reads them as they are; `to_trl_sft_config` and `to_trl_gkd_config` translate the settings. A short SFT run with TRL on cold-start data sampled from the tiny base:
+
+# %%
+import trl
+from r1lib.cold_start import build_cold_start
+from r1lib.scale import to_trl_sft_config
+from datasets import Dataset
+
+model, tokenizer = load_model_and_tokenizer(ModelSpec(str(TINY_BASE)))
+cold_start = build_cold_start(model, tokenizer, data.task, data.train[:256], max_examples={"smoke": 32}.get(profile.name, 128))
+sft_steps = {"smoke": 4}.get(profile.name, 30)
+sft_args = to_trl_sft_config(profile.sft.__class__(per_device_train_batch_size=16, learning_rate=5e-4, max_steps=sft_steps,
+                                                  save_steps=sft_steps, logging_steps=1),
+                             runs_dir("08_scaling_up", profile.name, "trl_sft"), disable_tqdm=True)
+sft_trainer = trl.SFTTrainer(model=model, processing_class=tokenizer, args=sft_args,
+                             train_dataset=Dataset.from_list([e.to_record() for e in cold_start]))
+sft_trainer.train()
+sft_losses = [e["loss"] for e in sft_trainer.state.log_history if "loss" in e]
+print(f"{len(cold_start)} cold-start examples; TRL SFT loss {sft_losses[0]:.3f} -> {sft_losses[-1]:.3f} in {sft_steps} steps")
+for stage, teacher in (("sft", None), ("distill", "Qwen/Qwen2.5-7B")):
+    plan = LaunchPlan(stage, "zero3", 8, "transformers", "bf16", model="Qwen/Qwen2.5-1.5B", teacher=teacher)
+    print(f"{stage}: " + launch_commands(plan, f"launch_{stage}")[0] + (" --data your_records.jsonl"))
+
+# %% [markdown]
+# ## Exercises
+# 1. Would Qwen2.5-1.5B, trained with LoRA, fit on a T4 at the gpu profile's batch and lengths? What is the largest `per_device_train_batch_size` that fits?
+# 2. Write the launch files for 16 GPUs on two machines' worth of ZeRO-3 with a vLLM server, and read `num_processes` in the accelerate file. Why is it not 16?
+# 3. Pass a third reward of your own to `trl_grpo_trainer`, written like r1lib's (`(prompts, completions, **columns)`). Where does TRL log it?
+
+# %% [solution]
+# Solution to exercise 1 (collapsed).
+bigger = KNOWN_SHAPES["Qwen/Qwen2.5-1.5B"]
+lora_1_5b = 18.5e6  # rank 16 on every projection of the 1.5B model
+for batch in (4, 8, 16, 32, 64):
+    e = estimate_memory(bigger, batch, 200, 384, trainable=lora_1_5b, gradient_checkpointing=True, **fp16)
+    print(f"batch {batch:>2}: {format_bytes(e.total)}", "fits" if e.total < 0.9 * 15 * GIB else "does not fit")
+# The logits (batch x 384 x 151,936 x 2 bytes, twice) decide it; halving max_completion_length doubles the batch that fits.
+
+# %% [solution]
+# Solution to exercise 2 (collapsed).
+plan = LaunchPlan("grpo", "zero3", 16, "vllm-server", "bf16", model="Qwen/Qwen2.5-7B")
+paths = write_launch(plan, profile.grpo, launch_root / "sixteen")
+print(paths["accelerate"].read_text().split("num_processes: ")[1].split()[0], "training processes")
+# 15: one GPU serves vLLM, and accelerate starts one training process per remaining GPU. (Across two machines,
+# set num_machines: 2 and the main process address in the same file.)
+
+# %% [solution]
+# Solution to exercise 3 (collapsed).
+def brevity(prompts, completions, completion_ids=None, **columns):
+    """A third reward: a small bonus for short completions (TRL passes completion_ids too)."""
+    return [max(0.0, 1 - len(ids) / 64) * 0.1 for ids in completion_ids]
+
+
+model, tokenizer = load_model_and_tokenizer(ModelSpec(str(TINY_BASE)))
+extra = trl_grpo_trainer(model, tokenizer, data.task, data.train, to_trl_grpo_config(
+    config, runs_dir("08_scaling_up", profile.name, "trl_extra"), max_steps=2, disable_tqdm=True), reward_funcs=[*rewards, brevity])
+extra.train()
+print(sorted(k for k in extra.state.log_history[0] if k.startswith("rewards/")))
+# TRL logs every reward function under its __name__: rewards/brevity/mean and rewards/brevity/std.
+
+# %% [markdown]
+# ## Checks
+
+# %%
+assert verdicts["gpu profile: LoRA, checkpointing, batch 16"] == "fits"
+assert verdicts["LoRA, checkpointing, batch 64"].startswith("stops") and "per_device_train_batch_size" in verdicts["LoRA, checkpointing, batch 64"]
+assert variants["the same without checkpointing"].activations > 5 * variants["gpu profile: LoRA, checkpointing, batch 16"].activations
+assert len(curves["TRL"][0]) == STEPS and len(curves["r1lib"][0]) >= STEPS
+assert all((TINY_BASE.exists(), *(p.exists() for paths in written.values() for p in paths.values())))
+assert "trl vllm-serve" in written["8 GPUs, ZeRO-3, vLLM server"]["launch"].read_text()
+assert sft_losses[-1] < sft_losses[0]  # TRL's SFT learned from r1lib's records
+if profile.name == "cpu":
+    assert rise["TRL"][1] > rise["TRL"][0] + 0.2 and rise["r1lib"][1] > rise["r1lib"][0] + 0.2, rise  # both learn
+print("all checks passed")

@@ -221,8 +221,14 @@ class DistillTrainer(SFTTrainer):
 
     def step_shape(self) -> StepShape:
         shape = super().step_shape()
+        if self.config.lmbda > 0 and self.prompts:  # the student's own samples may be longer than any trace
+            prompt = max(len(ids) for ids in self.tokenizer(
+                render_prompts(self.tokenizer, [self.task.prompt(e) for e in self.prompts[:256]]),
+                add_special_tokens=False)["input_ids"])
+            shape = replace(shape, completion_length=max(shape.completion_length, prompt + self.config.max_new_tokens))
         teacher = sum(p.numel() * p.element_size() for p in self.teacher.parameters())
-        return replace(shape, generates=self.config.lmbda > 0, other_models_bytes=teacher)
+        teacher_logits = shape.batch * shape.completion_length * self.teacher.config.vocab_size * 4
+        return replace(shape, generates=self.config.lmbda > 0, other_models_bytes=teacher + teacher_logits)
 
     def on_fresh_start(self) -> None:
         super().on_fresh_start()

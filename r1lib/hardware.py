@@ -54,9 +54,10 @@ def mixed_precision(info: DeviceInfo) -> str:
     return "bf16" if info.real_bf16 else "fp16"
 
 
-def attention_implementation(info: DeviceInfo) -> str:
-    """``"flash_attention_2"`` where it runs (CUDA 8.0+ and the package installed), else PyTorch's ``"sdpa"``."""
-    if info.real_bf16:
+def attention_implementation(info: DeviceInfo, dtype: str = "bfloat16") -> str:
+    """``"flash_attention_2"`` where it runs (CUDA 8.0+, the package installed, fp16/bf16 weights),
+    else PyTorch's ``"sdpa"``."""
+    if info.real_bf16 and dtype in ("float16", "bfloat16"):
         try:
             import flash_attn  # noqa: F401
         except ImportError:
@@ -193,7 +194,8 @@ def estimate_step_seconds(
     """
     if info.kind != "cuda":
         return None
-    speeds = next((v for k, v in GPU_SPEEDS.items() if k in info.name.upper().replace("NVIDIA ", "")), None)
+    words = info.name.upper().replace("-", " ").split()
+    speeds = next((GPU_SPEEDS[k] for k in GPU_SPEEDS if k in words), None)  # whole words: "A10" is not an A100
     if speeds is None:
         return None
     flops, bandwidth = speeds

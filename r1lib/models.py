@@ -101,13 +101,16 @@ def load_model_and_tokenizer(spec: ModelSpec):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    attention = spec.attn_implementation or attention_implementation(device_info(spec.device))
+    attention = spec.attn_implementation or attention_implementation(device_info(spec.device), spec.dtype)
     model = AutoModelForCausalLM.from_pretrained(
         spec.name_or_path, dtype=DTYPES[spec.dtype], local_files_only=local, attn_implementation=attention,
         **spec.extra,
     ).to(spec.device)
     if spec.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers 5's name (the old one warns)
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:  # transformers 4 (Colab may still have it)
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False  # generation turns the cache back on per call
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

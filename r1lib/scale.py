@@ -59,6 +59,10 @@ def _shared_settings(config, trl_class, skip: set[str]) -> dict[str, Any]:
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
                 if f.name in names and f.name not in skip}
     settings["warmup_steps"] = config.num_warmup_steps  # r1lib's warmup_ratio, resolved (transformers 5 dropped it)
+    if settings.get("num_train_epochs", 0) is None:
+        del settings["num_train_epochs"]  # r1lib: None means "count max_steps"; transformers wants a number
+    elif "num_train_epochs" in settings:
+        settings["max_steps"] = -1  # in r1lib epochs override max_steps; in transformers max_steps > 0 would win
     settings["lr_scheduler_kwargs"] = dict(config.lr_scheduler_kwargs) or None
     return settings
 
@@ -80,7 +84,8 @@ def grpo_settings(config: GRPOConfig) -> dict[str, Any]:
         warnings.warn("TRL's GRPOTrainer has no dynamic sampling: groups with one reward get zero advantage",
                       stacklevel=3)
     settings = _shared_settings(config, trl.GRPOConfig, skip={"log_completions", "eval_steps"})
-    settings.update(log_completions=config.log_completions > 0, num_completions_to_print=config.log_completions or None)
+    # TRL's log_completions prints a table at every logging step: the count is kept, the switch left to the user.
+    settings.update(log_completions=False, num_completions_to_print=config.log_completions or None)
     return settings
 
 
@@ -103,7 +108,10 @@ def gkd_settings(config: DistillConfig) -> dict[str, Any]:
         raise TypeError(f"need an r1lib DistillConfig, got {type(config).__name__}")
     settings = _shared_settings(config, GKDConfig, skip={"eval_steps", "beta", "temperature"})
     settings.update(beta={"forward_kl": 0.0, "reverse_kl": 1.0}.get(config.divergence, config.beta),
-                    temperature=config.kd_temperature)
+                    temperature=config.temperature)
+    dropped = [name for name, default in (("kd_temperature", 1.0), ("top_k", None)) if getattr(config, name) != default]
+    if dropped:
+        warnings.warn(f"TRL's GKD trainer has no counterpart of {dropped}: they are dropped", stacklevel=3)
     return settings
 
 
@@ -154,7 +162,9 @@ class LaunchPlan:
     mixed_precision: str = "bf16"  # "fp16" on GPUs older than compute capability 8.0 (a T4)
     model: str = "Qwen/Qwen2.5-1.5B"
     teacher: str | None = None  # the distillation teacher
-    task: str = "gsm8k"
+    task: str = "gsm8k"  # the grpo stage's r1lib task
+    data: str | None = None  # the sft and distill stages' records (jsonl in TRL's prompt-completion shape)
+    lora_r: int | None = None  # train a LoRA adapter of this rank instead of all weights
 
     def __post_init__(self) -> None:
         for name, allowed in (("stage", STAGES), ("setup", SETUPS), ("generation", GENERATIONS),
@@ -174,6 +184,11 @@ class LaunchPlan:
                              "TRL's GKD trainer samples with transformers); use generation 'transformers'")
         if self.stage == "distill" and not self.teacher:
             raise ValueError("the distill stage needs a teacher model")
+        if self.stage != "grpo" and not self.data:
+            raise ValueError(f"the {self.stage} stage needs data: a jsonl of prompt-completion records (e.g. the "
+                             "pipeline's cold_start.jsonl or rejection.jsonl)")
+        if self.lora_r is not None and (isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 1):
+            raise ValueError(f"LaunchPlan.lora_r must be None or a positive integer, got {self.lora_r!r}")
 
     @property
     def training_gpus(self) -> int:
@@ -233,16 +248,20 @@ def launch_commands(plan: LaunchPlan, folder: str | Path) -> list[str]:
     dtype = "bfloat16" if plan.mixed_precision == "bf16" else "half"  # vLLM on a T4 must be told half
     train = (f"accelerate launch --config_file {shlex.quote(str(folder / 'accelerate.yaml'))} -m r1lib.scale train "
              f"--stage {plan.stage} --args {shlex.quote(str(folder / (plan.stage + '.json')))} "
-             f"--model {shlex.quote(plan.model)} --task {plan.task}")
+             f"--model {shlex.quote(plan.model)}")
+    train += f" --task {plan.task}" if plan.stage == "grpo" else f" --data {shlex.quote(str(plan.data))}"
     if plan.teacher:
         train += f" --teacher {shlex.quote(plan.teacher)}"
+    if plan.lora_r:
+        train += f" --lora-r {plan.lora_r}"
     if plan.generation != "vllm-server":
         return [train]
     rest = ",".join(str(i) for i in range(1, plan.gpus))
     return [
-        f"CUDA_VISIBLE_DEVICES=0 trl vllm-serve --model {shlex.quote(plan.teacher if plan.stage == 'distill' else plan.model)} "
-        f"--dtype {dtype} --host 127.0.0.1 --port 8000 &",
-        "until curl -sf http://127.0.0.1:8000/health/ >/dev/null; do sleep 5; done  # wait for the server",
+        f"CUDA_VISIBLE_DEVICES=0 trl vllm-serve --model {shlex.quote(plan.model)} --dtype {dtype} "
+        "--host 127.0.0.1 --port 8000 &",
+        "SERVER=$!; trap 'kill $SERVER' EXIT  # the server holds GPU 0 until training ends",
+        "until curl -sf http://127.0.0.1:8000/health >/dev/null; do sleep 5; done  # wait for the server",
         f"CUDA_VISIBLE_DEVICES={rest} {train}",
     ]
 
@@ -272,13 +291,19 @@ def _train(args: argparse.Namespace) -> None:
     from .tasks.registry import load_task
 
     settings = json.loads(Path(args.args).read_text())
+    extra = {}
+    if args.lora_r:
+        from peft import LoraConfig
+
+        extra["peft_config"] = LoraConfig(r=args.lora_r, lora_alpha=2 * args.lora_r, target_modules="all-linear",
+                                          task_type="CAUSAL_LM")
     location, local = resolve_model_location(args.model)
     tokenizer = load_tokenizer(location, local_files_only=local)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if args.stage == "grpo":
         data = load_task(args.task, args.num_train_prompts, 0, args.seed, args.data_dir)
-        trainer = trl_grpo_trainer(location, tokenizer, data.task, data.train, trl.GRPOConfig(**settings))
+        trainer = trl_grpo_trainer(location, tokenizer, data.task, data.train, trl.GRPOConfig(**settings), **extra)
     else:
         from datasets import Dataset
 
@@ -289,13 +314,13 @@ def _train(args: argparse.Namespace) -> None:
         records = [e.to_record() for e in load_sft_jsonl(args.data)]
         if args.stage == "sft":
             trainer = trl.SFTTrainer(model=location, processing_class=tokenizer, args=trl.SFTConfig(**settings),
-                                     train_dataset=Dataset.from_list(records))
+                                     train_dataset=Dataset.from_list(records), **extra)
         else:
             from trl.experimental.gkd import GKDConfig, GKDTrainer
 
             messages = [{"messages": r["prompt"] + r["completion"]} for r in records]
             trainer = GKDTrainer(model=location, teacher_model=args.teacher, processing_class=tokenizer,
-                                 args=GKDConfig(**settings), train_dataset=Dataset.from_list(messages))
+                                 args=GKDConfig(**settings), train_dataset=Dataset.from_list(messages), **extra)
     trainer.train(resume_from_checkpoint=args.resume or None)
     trainer.save_model()
 
@@ -312,7 +337,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     write.add_argument("--precision", choices=PRECISIONS, default=None, help="default: from this machine's GPU, else bf16")
     write.add_argument("--model", default="Qwen/Qwen2.5-1.5B")
     write.add_argument("--teacher", default=None)
-    write.add_argument("--task", default="gsm8k")
+    write.add_argument("--task", default="gsm8k", help="the grpo stage's task (an r1lib task name)")
+    write.add_argument("--data", default=None, help="sft/distill: a jsonl of prompt-completion records")
+    write.add_argument("--lora-r", type=int, default=None,
+                       help="LoRA rank (default: the profile's, e.g. 16 for gpu); 0 trains all weights")
     write.add_argument("--profile", default="gpu", help="the r1lib profile whose stage config is translated")
     write.add_argument("--output-dir", default="runs/scale", help="where the TRL run writes checkpoints")
     write.add_argument("--out", required=True, help="folder for the written files")
@@ -326,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train.add_argument("--data-dir", default=None, help="local task files (e.g. gsm8k train.jsonl); default: the hub")
     train.add_argument("--num-train-prompts", type=int, default=7473)
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--lora-r", type=int, default=None, help="train a LoRA adapter of this rank")
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in output_dir")
     args = parser.parse_args(argv)
     if args.command == "train":
@@ -336,8 +365,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     info = device_info()
     precision = args.precision or (mixed_precision(info) if info.kind == "cuda" else "bf16")
-    plan = LaunchPlan(args.stage, args.setup, args.gpus, args.generation, precision, args.model, args.teacher, args.task)
     profile = get_profile(args.profile)
+    lora_r = args.lora_r if args.lora_r is not None else (profile.model.lora.r if profile.model.lora else None)
+    plan = LaunchPlan(args.stage, args.setup, args.gpus, args.generation, precision, args.model, args.teacher,
+                      args.task, args.data, lora_r or None)
     config = {"grpo": profile.grpo, "sft": profile.sft, "distill": profile.distill}[args.stage]
     paths = write_launch(plan, config, args.out, args.output_dir)
     for path in paths.values():

@@ -246,7 +246,8 @@ class Trainer:
         weight_bytes = frozen[0].element_size() if frozen else 4
         activation_bytes = 2 if self.autocast_dtype is not None else next(self.model.parameters()).element_size()
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        checkpointing = bool(getattr(self.model, "is_gradient_checkpointing", False))
+        renamed = hasattr(self.model, "is_activation_checkpointing")  # transformers 5's name; the old one warns
+        checkpointing = bool(getattr(self.model, "is_activation_checkpointing" if renamed else "is_gradient_checkpointing", False))
         estimate = estimate_memory(
             model_shape, shape.batch, shape.prompt_length, shape.completion_length, weight_bytes=weight_bytes,
             activation_bytes=activation_bytes, trainable=trainable, gradient_checkpointing=checkpointing,
@@ -347,13 +348,13 @@ class Trainer:
             raise ValueError("resuming needs an output_dir with checkpoints")
         if resume_from:
             self.resume(resume_from, allow_config_changes)
-        if self.state.step == 0:
-            self._start_fresh()
-        self._stop_requested = False
-        if self.state.step < self.config.max_steps:
+        if self.state.step < self.config.max_steps:  # before _start_fresh: a refused run must not delete old checkpoints
             message = self.preflight()
             if message and self.device.type == "cuda":
                 print(message)
+        if self.state.step == 0:
+            self._start_fresh()
+        self._stop_requested = False
         for callback in self.callbacks:
             callback.on_train_begin(self)
         bar = tqdm(total=self.config.max_steps, initial=self.state.step, desc=self.name, disable=not self.progress)

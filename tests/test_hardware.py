@@ -66,7 +66,7 @@ def test_a_run_too_big_for_a_t4_stops_naming_the_setting():
         check_fits(full, T4, settings="per_device_train_batch_size=16")
     lora = estimate_memory(qwen, batch=4, prompt_length=200, completion_length=384, weight_bytes=2,
                            activation_bytes=2, trainable=8.8e6, gradient_checkpointing=True)
-    check_fits(lora, T4)  # the gpu profile's micro-batch with LoRA and checkpointing fits
+    check_fits(lora, T4)  # a micro-batch of 4 with LoRA and checkpointing fits
     check_fits(full, CPU)  # no limit known on the CPU
 
 
@@ -74,7 +74,8 @@ def test_time_estimate_only_for_known_gpus():
     qwen = KNOWN_SHAPES["Qwen/Qwen2.5-0.5B"]
     t4 = estimate_step_seconds(qwen, T4, 16, 200, 384)
     a100 = estimate_step_seconds(qwen, A100, 16, 200, 384)
-    assert t4 > a100 > 0
+    a10 = estimate_step_seconds(qwen, DeviceInfo("cuda", "NVIDIA A10", 24 * GIB, (8, 6)), 16, 200, 384)
+    assert t4 > a10 > a100 > 0  # "A10" must not match an A100
     assert estimate_step_seconds(qwen, CPU, 16, 200, 384) is None
     assert estimate_step_seconds(qwen, DeviceInfo("cuda", "Mystery GPU", GIB, (9, 0)), 16, 200, 384) is None
 

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # The run folder each training notebook writes (under R1LIB_RUNS_DIR).
 RUN_FOLDERS = {"01_tasks_and_rewards": "01_hacking", "03_r1_zero": "03_r1_zero", "04_evaluation_and_aha": "04_aha",
-               "05_cold_start": "pipeline", "06_multi_stage_r1": "pipeline", "07_distillation": "07_distillation"}
+               "05_cold_start": "pipeline", "06_multi_stage_r1": "pipeline", "07_distillation": "07_distillation",
+               "08_scaling_up": "08_scaling_up"}
 
 
 def _load_script(name: str):

@@ -211,11 +211,11 @@ print("a sample:", repr(tokenizer.decode(sample[0][sample[1]:])))
 from r1lib.hardware import KNOWN_SHAPES, estimate_memory, format_bytes
 
 half = dict(prompt_length=256, completion_length=384, weight_bytes=2, activation_bytes=2)  # fp16 on a T4
-teacher = estimate_memory(KNOWN_SHAPES["Qwen/Qwen2.5-1.5B"], batch=4, training=False, **half)
-student = estimate_memory(KNOWN_SHAPES["Qwen/Qwen2.5-0.5B"], batch=4, gradient_checkpointing=True, **half)
-print(f"teacher 1.5B, forward only: about {format_bytes(teacher.total)} ({teacher.describe()})")
-print(f"student 0.5B, all weights trained with AdamW: about {format_bytes(student.total)} ({student.describe()})")
-print(f"together: {format_bytes(teacher.total + student.total)} of a T4's 15 GiB")
+teacher_memory = estimate_memory(KNOWN_SHAPES["Qwen/Qwen2.5-1.5B"], batch=4, training=False, **half)
+student_memory = estimate_memory(KNOWN_SHAPES["Qwen/Qwen2.5-0.5B"], batch=4, gradient_checkpointing=True, **half)
+print(f"teacher 1.5B, forward only: about {format_bytes(teacher_memory.total)} ({teacher_memory.describe()})")
+print(f"student 0.5B, all weights trained with AdamW: about {format_bytes(student_memory.total)} ({student_memory.describe()})")
+print(f"together: {format_bytes(teacher_memory.total + student_memory.total)} of a T4's 15 GiB")
 
 # %% [markdown]
 # ## Exercises

@@ -129,7 +129,7 @@ def test_committed_notebooks_carry_the_outputs_of_a_cpu_run():
     for path in NOTEBOOKS:
         notebook = json.loads(path.read_text())
         assert notebook["metadata"].get("r1course", {}).get("profile") == "cpu", f"{path.name}: run `make publish-notebooks`"
-        printed = "".join(o.get("text", "") for o in notebook["cells"][-1].get("outputs", []))
+        printed = "".join("".join(o.get("text", "")) for o in notebook["cells"][-1].get("outputs", []))
         assert "all checks passed" in printed, path.name
         shows_widgets = any("application/vnd.jupyter.widget-view+json" in o.get("data", {})
                             for c in notebook["cells"] for o in c.get("outputs", []))

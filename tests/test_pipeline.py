@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -104,16 +105,22 @@ def test_sigkill_in_stage_3_resumes_there_with_the_same_table(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SLOW_STEPS": "0.25"}
     process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "helpers" / "pipeline_run.py"), str(killed)],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def kill_in_stage_3() -> None:  # watches while the reference runs here, so that the kill is not late
+        deadline = time.time() + 300
+        while time.time() < deadline and not list((killed / "rejection_sft" / "checkpoints").glob("step-*/trainer_state.json")):
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+
+    watcher = threading.Thread(target=kill_in_stage_3)
+    watcher.start()
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the same arithmetic as the subprocess
     try:
         reference = run(tmp_path / "reference")
     finally:
         torch.set_num_threads(threads)
-    deadline = time.time() + 300
-    while time.time() < deadline and not list((killed / "rejection_sft" / "checkpoints").glob("step-*/trainer_state.json")):
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
+        watcher.join()
     process.wait()
     assert list((killed / "rejection_sft" / "checkpoints").glob("step-*")), "the run never got into stage 3"
     assert not (killed / "rejection_sft" / "stage.json").exists(), "killed too late: stage 3 had finished"

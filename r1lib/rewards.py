@@ -169,6 +169,13 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def _reasoning_or_text(completion: Any) -> str:
+    """The ``<think>`` block of a completion, or the whole completion when there is none."""
+    text = completion_text(completion)
+    reasoning = extract_reasoning(text)
+    return text if reasoning is None else reasoning
+
+
 def make_language_consistency_reward(
     target_words: set[str] | frozenset[str],
     foreign_words: set[str] | frozenset[str] | None = None,
@@ -192,9 +199,7 @@ def make_language_consistency_reward(
     def language_consistency(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
         scores: list[float | None] = []
         for completion in completions:
-            text = completion_text(completion)
-            reasoning = extract_reasoning(text)
-            found = words(text if reasoning is None else reasoning)
+            found = words(_reasoning_or_text(completion))
             in_target = sum(1 for w in found if w in target)
             counted = len(found) if foreign is None else in_target + sum(1 for w in found if w in foreign)
             scores.append(in_target / counted if counted else None)
@@ -220,10 +225,8 @@ def make_script_consistency_reward(name: str = "language_consistency") -> Reward
     def language_consistency(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
         scores: list[float | None] = []
         for completion in completions:
-            text = completion_text(completion)
-            reasoning = extract_reasoning(text)
             latin = other = 0
-            for word in _WORD.findall(text if reasoning is None else reasoning):
+            for word in _WORD.findall(_reasoning_or_text(completion)):
                 if word.isascii():
                     latin += 1
                 else:

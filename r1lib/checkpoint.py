@@ -11,7 +11,10 @@ A checkpoint is a directory ``step-000123/`` holding
   the config, and anything else the trainer adds.
 
 The directory is first written under a temporary name and then renamed, so a kill at any moment
-leaves either the previous checkpoint or the complete new one, never a partial file.
+leaves either the previous checkpoint or the complete new one, never a partial file. Replacing a
+checkpoint of the same step moves the old one aside before the new one is renamed in; a kill
+between the two is undone by :func:`remove_partial_checkpoints`. ``trainer_state.json``, written
+last, lists every file with its size: a directory counts as complete only when they all match.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import random
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,17 +40,25 @@ OPTIMIZER_META = "optimizer.json"
 TRAINER_TENSORS = "trainer_tensors.safetensors"
 
 
+class CheckpointError(RuntimeError):
+    """A checkpoint file that is missing, truncated or unreadable; the message names the file."""
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared run folders unreadable to others
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make shared run folders unreadable to others
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @contextmanager
@@ -54,20 +66,41 @@ def atomic_directory(directory: str | Path) -> Iterator[Path]:
     """Yield a temporary directory beside ``directory``; when the block succeeds, it replaces ``directory``.
 
     A failure (or a kill) inside the block leaves the old ``directory`` untouched; the temporary
-    directory is removed on failure, and :func:`remove_partial_checkpoints` cleans up after a kill.
+    directory is removed on failure. An old ``directory`` is renamed aside before the new one is
+    renamed in and only then deleted, so some whole version always exists: after a kill between
+    the two renames, :func:`recover_replaced_directories` (run on the next write beside it, and by
+    :func:`remove_partial_checkpoints`) puts the old one back.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
+    recover_replaced_directories(directory.parent)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.tmp-"))
     os.chmod(tmp, 0o755)
     try:
         yield tmp
+        aside = directory.parent / f".{directory.name}.old-{uuid.uuid4().hex[:8]}"
         if directory.exists():
-            shutil.rmtree(directory)
+            os.replace(directory, aside)
         os.replace(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def recover_replaced_directories(parent: str | Path) -> list[Path]:
+    """Finish replacements that a kill interrupted in ``parent``: an old version moved aside is
+    deleted when its new version is in place, and moved back when it is not. Returns what was restored."""
+    parent = Path(parent)
+    restored = []
+    for aside in sorted(parent.glob(".*.old-*")) if parent.is_dir() else []:
+        target = parent / aside.name[1:].rsplit(".old-", 1)[0]
+        if target.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            os.replace(aside, target)
+            restored.append(target)
+    return restored
 
 
 def _split_optimizer_state(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -139,11 +172,20 @@ def save_checkpoint(
                 save_model(extra, str(tmp / f"{name}.safetensors"))
             if extra_tensors:
                 save_file({k: v.detach().cpu().contiguous() for k, v in extra_tensors.items()}, str(tmp / TRAINER_TENSORS))
-            (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "rng": rng_state()}))
+            files = {p.name: p.stat().st_size for p in sorted(tmp.iterdir()) if p.is_file()}
+            (tmp / STATE_FILE).write_text(json.dumps({**(state or {}), "rng": rng_state(), "files": files}))
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
     return Path(directory)
+
+
+def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """``load_file`` with an error that names the file (safetensors' own does not)."""
+    try:
+        return load_file(str(path))
+    except Exception as error:  # SafetensorError, OSError, ...: all mean this file is unusable
+        raise CheckpointError(f"{path} cannot be read ({type(error).__name__}: {error})") from error
 
 
 def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
@@ -153,11 +195,11 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
     if adapter.exists():
         from peft import set_peft_model_state_dict
 
-        result = set_peft_model_state_dict(model, load_file(str(adapter)))
+        result = set_peft_model_state_dict(model, _read_tensors(adapter))
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"adapter checkpoint has weights the model lacks: {result.unexpected_keys[:5]}")
         return
-    weights = load_file(str(directory / "model.safetensors"))
+    weights = _read_tensors(directory / "model.safetensors")
     result = model.load_state_dict(weights, strict=False)
     if result.unexpected_keys:
         raise ValueError(f"checkpoint has weights the model lacks: {result.unexpected_keys[:5]}")
@@ -176,18 +218,28 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Restore model, optimizer, extra models and RNG states from ``directory``; return the trainer state."""
     directory = Path(directory)
-    if not (directory / STATE_FILE).exists():
-        raise FileNotFoundError(f"{directory} is not a complete checkpoint (no {STATE_FILE})")
+    state = read_state(directory)
+    _check_files(directory, state)
     load_weights(model, directory)
     if optimizer is not None:
-        tensors = load_file(str(directory / OPTIMIZER_TENSORS))
-        meta = json.loads((directory / OPTIMIZER_META).read_text())
-        optimizer.load_state_dict(_join_optimizer_state(tensors, meta))
+        tensors = _read_tensors(directory / OPTIMIZER_TENSORS)
+        optimizer.load_state_dict(_join_optimizer_state(tensors, _read_json(directory / OPTIMIZER_META)))
     for name, extra in (extra_models or {}).items():
-        load_model(extra, str(directory / f"{name}.safetensors"))
-    state = json.loads((directory / STATE_FILE).read_text())
+        path = directory / f"{name}.safetensors"
+        try:
+            load_model(extra, str(path))
+        except Exception as error:  # safetensors' errors do not name the file
+            raise CheckpointError(f"{path} cannot be read ({type(error).__name__}: {error})") from error
+    state.pop("files", None)
     set_rng_state(state.pop("rng"))
     return state
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise CheckpointError(f"{path} cannot be read ({type(error).__name__}: {error})") from error
 
 
 def read_state(directory: str | Path) -> dict[str, Any]:
@@ -195,7 +247,31 @@ def read_state(directory: str | Path) -> dict[str, Any]:
     path = Path(directory) / STATE_FILE
     if not path.exists():
         raise FileNotFoundError(f"{directory} is not a complete checkpoint (no {STATE_FILE})")
-    return json.loads(path.read_text())
+    return _read_json(path)
+
+
+def _check_files(directory: Path, state: dict[str, Any]) -> None:
+    """Every file the checkpoint listed when it was written is there, at its size."""
+    for name, size in state.get("files", {}).items():
+        path = directory / name
+        found = path.stat().st_size if path.exists() else None
+        if found != size:
+            what = "is missing" if found is None else f"has {found} bytes, {size} were written"
+            raise CheckpointError(f"{path} {what}: the checkpoint is damaged")
+
+
+def is_complete_checkpoint(directory: str | Path) -> bool:
+    """Whether ``directory`` holds a whole checkpoint: its state, and every file at its written size
+    (checkpoints from before sizes were recorded: the state and the weights)."""
+    directory = Path(directory)
+    try:
+        state = read_state(directory)
+        _check_files(directory, state)
+    except (FileNotFoundError, CheckpointError):
+        return False
+    if "files" in state:
+        return True
+    return (directory / "model.safetensors").exists() or (directory / "adapter_model.safetensors").exists()
 
 
 def load_extra_tensors(directory: str | Path) -> dict[str, torch.Tensor]:
@@ -209,8 +285,8 @@ def complete_checkpoints(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    complete = [p for p in root.glob("step-*") if (p / STATE_FILE).exists()]
-    return sorted(complete, key=lambda p: int(p.name.split("-")[1]))
+    complete = [p for p in root.glob("step-*") if checkpoint_step(p) is not None and is_complete_checkpoint(p)]
+    return sorted(complete, key=checkpoint_step)
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
@@ -220,8 +296,10 @@ def latest_checkpoint(root: str | Path) -> Path | None:
 
 
 def remove_partial_checkpoints(root: str | Path) -> list[Path]:
-    """Delete temporary directories left by a save that was killed; return what was removed."""
+    """Delete temporary directories left by a save that was killed, and finish an interrupted
+    replacement (:func:`recover_replaced_directories`); return what was removed."""
     root = Path(root)
+    recover_replaced_directories(root)
     stale = [p for p in root.glob(".step-*.tmp-*") if p.is_dir()] if root.is_dir() else []
     for path in stale:
         shutil.rmtree(path, ignore_errors=True)
@@ -231,3 +309,10 @@ def remove_partial_checkpoints(root: str | Path) -> list[Path]:
 def checkpoint_name(step: int) -> str:
     """Directory name of the checkpoint taken after ``step`` optimizer steps."""
     return f"step-{step:06d}"
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step of a ``step-*`` directory name; None for any other name."""
+    name = Path(path).name
+    number = name[len("step-"):] if name.startswith("step-") else ""
+    return int(number) if number.isdigit() else None

@@ -22,9 +22,13 @@ the library.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
+import signal
+import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -38,15 +42,19 @@ from tqdm.auto import tqdm
 from transformers import get_scheduler
 
 from .checkpoint import (
+    CheckpointError,
     atomic_write_text,
     checkpoint_name,
+    checkpoint_step,
     complete_checkpoints,
     latest_checkpoint,
     load_checkpoint,
     load_extra_tensors,
     read_state,
     remove_partial_checkpoints,
+    rng_state,
     save_checkpoint,
+    set_rng_state,
 )
 from .configs import RESUMABLE_CHANGES, TrainingConfig
 from .hardware import (
@@ -106,7 +114,9 @@ def _jsonable(record: Record) -> Record:
 
 
 def _merge(records: Sequence[Record]) -> Record:
-    """One record for a logging window: the mean of each numeric metric over the steps that have it."""
+    """One record for a logging window of ``logged_steps`` steps: the mean of each numeric metric over
+    the steps that have it, except costs (``flops/*``), which are summed so that a window costs
+    what its steps cost together."""
     merged: Record = {}
     sums: dict[str, list[float]] = {}
     for record in records:
@@ -116,9 +126,44 @@ def _merge(records: Sequence[Record]) -> Record:
             else:
                 merged[key] = value
     for key, values in sums.items():
-        merged[key] = sum(values) / len(values)
+        merged[key] = sum(values) if key.startswith("flops/") else sum(values) / len(values)
+    merged["logged_steps"] = len(records)
     merged["step"] = records[-1]["step"]
     return {"step": merged.pop("step"), **merged}
+
+
+class _HeldInterrupts:
+    """Within the block, Ctrl-C (SIGINT, also a notebook's stop button) is held, not raised, so that
+    an update and its bookkeeping, or a save, happen whole; a held interrupt is raised on leaving
+    (``reraise=False``: dropped, for a block that is already stopping the run). A block inside
+    another changes nothing: the outermost one decides.
+
+    Signal handlers can only be set from the main thread; elsewhere the block holds nothing.
+    """
+
+    _holding = False
+
+    def __init__(self, reraise: bool = True) -> None:
+        self.reraise = reraise
+        self.received = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _HeldInterrupts:
+        if not _HeldInterrupts._holding and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._hold)
+            _HeldInterrupts._holding = True
+        return self
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.received = True
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self._previous is None:
+            return
+        signal.signal(signal.SIGINT, self._previous)
+        _HeldInterrupts._holding = False
+        if self.received and self.reraise and kind is None:
+            raise KeyboardInterrupt
 
 
 class Trainer:
@@ -170,7 +215,21 @@ class Trainer:
         self.num_parameters = parameter_count(model)  # for the flops/* metrics: 2N per token forward, 4N backward
         self._pending: list[Record] = []  # step records of the current logging window
         self._stop_requested = False
+        self._finishing_step = False  # an update is applied; its evaluation, log and save are not done yet
+        self._saved_step: int | None = None  # the step of the newest checkpoint that matches this trainer
+        self._skipped_in_a_row = 0
+        self.outcome: str | None = None  # after train(): "completed", "stopped" (request_stop) or "interrupted"
         self.memory_estimate: MemoryEstimate | None = None  # set by preflight()
+        self._check_trainable_precision()
+
+    def _check_trainable_precision(self) -> None:
+        half = [n for n, p in self.model.named_parameters() if p.requires_grad and p.dtype == torch.float16]
+        if half and self.scaler.is_enabled():
+            raise ValueError(
+                f"{len(half)} trainable parameters are float16 (e.g. {half[0]}); fp16 loss scaling needs float32 "
+                "weights to update (torch refuses to unscale fp16 gradients). Load the model in float32 "
+                "(torch_dtype=torch.float32) and keep fp16=True for autocast, or train LoRA adapters on the half base."
+            )
 
     # ------------------------------------------------------------------ what a subclass provides
 
@@ -297,17 +356,29 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
+    # Updates skipped in a row (non-finite gradients) before the run is stopped as diverged.
+    max_skipped_updates_in_a_row = 10
+
     def step(self) -> Record:
-        """One optimizer update: the subclass's loss, then unscale, clip, step and schedule."""
+        """One optimizer update: the subclass's loss, then unscale, clip, step and schedule.
+
+        The update and its bookkeeping (step count, reference refresh, the step's record) happen
+        whole: a Ctrl-C that arrives meanwhile is raised after them. The record is also appended to
+        the current logging window.
+        """
         began = time.perf_counter()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         metrics = dict(self.training_step())
-        metrics.update(self._apply_gradients())
-        self.state.step += 1
-        self.after_optimizer_step()
-        metrics["step_time"] = time.perf_counter() - began
-        return {"step": self.state.step, **metrics}
+        with _HeldInterrupts():
+            metrics.update(self._apply_gradients())
+            self.state.step += 1
+            self.after_optimizer_step()
+            metrics["step_time"] = time.perf_counter() - began
+            record = {"step": self.state.step, **metrics}
+            self._pending.append(record)
+            self._finishing_step = True
+        return record
 
     def _apply_gradients(self) -> dict[str, float]:
         learning_rate = self.scheduler.get_last_lr()[0]  # the rate this update uses
@@ -327,6 +398,14 @@ class Trainer:
             warnings.warn(f"step {self.state.step + 1}: gradient norm is {grad_norm}; the update was skipped", stacklevel=3)
         if not skipped:
             self.scheduler.step()
+        self._skipped_in_a_row = self._skipped_in_a_row + 1 if skipped else 0
+        if self._skipped_in_a_row >= self.max_skipped_updates_in_a_row:
+            raise FloatingPointError(
+                f"the last {self._skipped_in_a_row} updates (up to step {self.state.step + 1}) were all skipped: the "
+                f"gradient norm is {grad_norm}, so the loss has diverged. The usual cause is a learning rate too high "
+                f"for this model (learning_rate={learning_rate:g} now); lower it, or add warmup_steps. In fp16, "
+                "overflow can also do this: prefer bf16 where the GPU has it. The run was stopped and not saved."
+            )
         metrics = {"grad_norm": grad_norm, "learning_rate": learning_rate}
         if skipped:
             metrics["skipped_update"] = 1.0
@@ -340,62 +419,135 @@ class Trainer:
         """Train until ``config.max_steps``; return the history of logged records.
 
         ``resume_from`` is a checkpoint directory, or True for the latest one under ``output_dir``
-        (a fresh start when there is none). A checkpoint made with other settings is refused, naming
-        the differences, unless ``allow_config_changes`` is True or names them; scheduling settings
-        (``max_steps``, ``save_steps``, ...) may always change. Interrupting (Ctrl-C, or a notebook's
-        stop button) saves a checkpoint and returns.
+        (a fresh start when there is none). A checkpoint made with other settings or data is refused,
+        naming the differences, unless ``allow_config_changes`` is True or names them; scheduling
+        settings (``save_steps``, ...) may always change, and so may ``max_steps`` where the
+        learning-rate schedule does not depend on it.
+
+        Interrupting (Ctrl-C, or a notebook's stop button) at any moment keeps the last completed
+        step: a step in progress is rolled back, a checkpoint of the completed steps is saved, and
+        the run returns; ``train(resume_from=True)`` then continues as if it had never stopped.
+        :attr:`outcome` says how the run ended.
         """
         if resume_from and self.output_dir is None:
             raise ValueError("resuming needs an output_dir with checkpoints")
+        self.outcome = None
+        self._check_output_dir()
         if resume_from:
             self.resume(resume_from, allow_config_changes)
         if self.state.step < self.config.max_steps:  # before _start_fresh: a refused run must not delete old checkpoints
             message = self.preflight()
             if message and self.device.type == "cuda":
                 print(message)
-        if self.state.step == 0:
+        if self.state.step == 0 and not self._finishing_step:
             self._start_fresh()
         self._stop_requested = False
         for callback in self.callbacks:
             callback.on_train_begin(self)
         bar = tqdm(total=self.config.max_steps, initial=self.state.step, desc=self.name, disable=not self.progress)
         try:
-            while self.state.step < self.config.max_steps:
-                metrics = self.step()
-                step = self.state.step
-                last = step == self.config.max_steps
-                evaluated = self.does_evaluate and (step % self.config.eval_steps == 0 or last)
-                if evaluated:
-                    metrics.update(self.evaluate())
-                self._log(metrics, flush=last or evaluated)
-                bar.update(1)
-                shown = {k: f"{metrics[k]:.3g}" for k in self.progress_keys if isinstance(metrics.get(k), float)}
-                bar.set_postfix(shown, refresh=False)
-                stopping = self._stop_requested and not last
-                if stopping:
-                    self._flush()
-                if self.output_dir is not None and (step % self.config.save_steps == 0 or last or stopping):
-                    self.save()
-                if stopping:
+            while True:
+                if self._finishing_step and self._finish_step(bar):
                     break
+                if self.state.step >= self.config.max_steps:
+                    break
+                self._take_step()
+            self.outcome = "completed" if self.state.step >= self.config.max_steps else "stopped"
         except KeyboardInterrupt:
-            self._flush()
-            if self.output_dir is not None and self.state.step > 0:
-                path = self.save()
-                print(f"\ninterrupted: saved {path}; continue with .train(resume_from=True)")
-            else:
-                print("\ninterrupted")
+            self.outcome = "interrupted"
+            self._save_after_interrupt()
         finally:
             bar.close()
             for callback in self.callbacks:
                 callback.on_train_end(self)
         return self.state.history
 
+    def _check_output_dir(self) -> None:
+        """Fail before any compute when ``output_dir`` cannot be written."""
+        if self.output_dir is None:
+            return
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.output_dir):
+                pass
+        except OSError as error:
+            raise PermissionError(
+                f"output_dir {self.output_dir} cannot be written ({error.strerror or error}); choose a folder you can "
+                "write to, or output_dir=None to keep nothing"
+            ) from error
+
+    def _snapshot(self) -> dict[str, Any]:
+        """What a step changes before its update: data streams, buffers and random generators."""
+        return {
+            "state": copy.deepcopy(self.trainer_state()),
+            "tensors": {k: v.detach().clone() for k, v in self.trainer_tensors().items()},
+            "generator": self.generator.get_state(),
+            "rng": rng_state(),
+        }
+
+    def _rollback(self, snapshot: dict[str, Any]) -> None:
+        """Undo what an unfinished step drew, as :meth:`resume` restores a checkpoint."""
+        with _HeldInterrupts(reraise=False):  # the run is stopping already; a second Ctrl-C must not tear this
+            self.load_trainer_tensors(snapshot["tensors"])
+            self.load_trainer_state(snapshot["state"])
+            self.generator.set_state(snapshot["generator"])
+            set_rng_state(snapshot["rng"])
+
+    def _take_step(self) -> None:
+        snapshot = self._snapshot()
+        try:
+            self.step()
+        except KeyboardInterrupt:
+            if not self._finishing_step:  # stopped before its update: as if the step never began
+                self._rollback(snapshot)
+            raise
+
+    def _finish_step(self, bar: Any) -> bool:
+        """Evaluate, log and save after an update; True when the run should stop here."""
+        step = self.state.step
+        last = step >= self.config.max_steps
+        evaluated = self.does_evaluate and (step % self.config.eval_steps == 0 or last)
+        if evaluated:
+            snapshot = self._snapshot()  # evaluation may draw from the generators
+            try:
+                self._pending[-1].update(self.evaluate())
+            except KeyboardInterrupt:
+                self._rollback(snapshot)
+                raise
+        with _HeldInterrupts():
+            record = self._pending[-1]
+            if last or evaluated or step % self.config.logging_steps == 0:
+                self._flush()
+            bar.update(step - bar.n)
+            shown = {k: f"{record[k]:.3g}" for k in self.progress_keys if isinstance(record.get(k), float)}
+            bar.set_postfix(shown, refresh=False)
+            stopping = self._stop_requested and not last
+            if stopping:
+                self._flush()
+            self._finishing_step = False
+            if self.output_dir is not None and (step % self.config.save_steps == 0 or last or stopping):
+                self.save()
+        return stopping
+
+    def _save_after_interrupt(self) -> None:
+        if self.output_dir is None or self.state.step == 0:
+            print("\ninterrupted")
+            return
+        with _HeldInterrupts(reraise=False):  # a second Ctrl-C must not tear the save of the first
+            if self._saved_step == self.state.step and not self._finishing_step:
+                path = self.checkpoint_dir / checkpoint_name(self.state.step)  # nothing changed since
+            else:
+                path = self.save()
+        print(f"\ninterrupted: kept the {self.state.step} completed steps in {path}; continue with "
+              ".train(resume_from=True)")
+
     def _start_fresh(self) -> None:
         self.generator.manual_seed(self.config.seed)
         self.state, self._pending = TrainerState(), []
+        self._saved_step, self._skipped_in_a_row = None, 0
         self.on_fresh_start()
         if self.output_dir is not None:
+            self._remove_leftovers()
             old = complete_checkpoints(self.checkpoint_dir)
             if old:
                 warnings.warn(
@@ -408,11 +560,6 @@ class Trainer:
                 path.unlink(missing_ok=True)
         if self.does_evaluate and self.evaluate_at_start:
             self._record({"step": 0, **self.evaluate()})
-
-    def _log(self, metrics: Record, flush: bool) -> None:
-        self._pending.append(metrics)
-        if flush or metrics["step"] % self.config.logging_steps == 0:
-            self._flush()
 
     def _flush(self) -> None:
         if self._pending:
@@ -431,37 +578,63 @@ class Trainer:
 
     def save(self) -> Path:
         """Checkpoint everything needed to continue the run; return the checkpoint directory."""
-        state = {
-            "step": self.state.step,
-            "trainer": type(self).__name__,
-            "config": self.config.to_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "pending_records": [_jsonable(r) for r in self._pending],
-            **self.trainer_state(),
-        }
-        if self.scaler.is_enabled():
-            state["grad_scaler"] = self.scaler.state_dict()
-        tensors = {"generator": self.generator.get_state(), **self.trainer_tensors()}
-        path = save_checkpoint(
-            self.checkpoint_dir / checkpoint_name(self.state.step), self.model, self.tokenizer, self.optimizer,
-            state, extra_models=self.checkpoint_models(), extra_tensors=tensors,
-        )
-        limit = self.config.save_total_limit
-        if limit is not None:
-            for old in complete_checkpoints(self.checkpoint_dir)[:-limit]:
-                shutil.rmtree(old, ignore_errors=True)
+        with _HeldInterrupts():  # a Ctrl-C during a save is raised once the checkpoint is whole
+            state = {
+                "step": self.state.step,
+                "trainer": type(self).__name__,
+                "config": self.config.to_dict(),
+                "fingerprints": self.data_fingerprint(),
+                "scheduler": self.scheduler.state_dict(),
+                "pending_records": [_jsonable(r) for r in self._pending],
+                "finishing_step": self._finishing_step,
+                "skipped_in_a_row": self._skipped_in_a_row,
+                **self.trainer_state(),
+            }
+            if self.scaler.is_enabled():
+                state["grad_scaler"] = self.scaler.state_dict()
+            tensors = {"generator": self.generator.get_state(), **self.trainer_tensors()}
+            path = save_checkpoint(
+                self.checkpoint_dir / checkpoint_name(self.state.step), self.model, self.tokenizer, self.optimizer,
+                state, extra_models=self.checkpoint_models(), extra_tensors=tensors,
+            )
+            self._saved_step = self.state.step
+            limit = self.config.save_total_limit
+            if limit is not None:  # every checkpoint here is of this run's branch (see resume), so step order is age
+                for old in complete_checkpoints(self.checkpoint_dir)[:-limit]:
+                    shutil.rmtree(old, ignore_errors=True)
         for callback in self.callbacks:
             callback.on_save(self, path)
         return path
 
     def resume(self, resume_from: str | Path | bool = True, allow_config_changes: bool | Iterable[str] = False) -> bool:
-        """Restore the run from a checkpoint (True: the latest under ``output_dir``); False when there is none."""
-        remove_partial_checkpoints(self.checkpoint_dir)
-        path = latest_checkpoint(self.checkpoint_dir) if resume_from is True else Path(resume_from)
-        if path is None:
-            return False
+        """Restore the run from a checkpoint (True: the latest under ``output_dir``); False when there is none.
+
+        With True, a checkpoint whose files cannot be read is skipped for the one before it, with a
+        warning. Checkpoints newer than the one resumed from belong to an abandoned branch of the
+        run: they are moved to ``abandoned_checkpoints/`` (with a warning), so that rotation and a
+        later ``resume_from=True`` follow the run that goes on.
+        """
+        self._remove_leftovers()
+        candidates = complete_checkpoints(self.checkpoint_dir) if resume_from is True else [Path(resume_from)]
+        for index in range(len(candidates) - 1, -1, -1):
+            path = candidates[index]
+            try:
+                self._restore(path, allow_config_changes)
+            except CheckpointError as error:
+                if resume_from is not True or index == 0:
+                    raise
+                warnings.warn(f"{error}; resuming from {candidates[index - 1].name} instead", stacklevel=2)
+                continue
+            self._retire_newer_than(path)
+            return True
+        return False
+
+    def _restore(self, path: Path, allowed: bool | Iterable[str]) -> None:
         saved = read_state(path)
-        self._check_config(path, saved.get("config", {}), allow_config_changes)
+        allowed = allowed if allowed is True else set(allowed or ())
+        self._check_config(path, saved.get("config", {}), allowed)
+        self._check_fingerprints(path, saved.get("fingerprints", {}), allowed)
+        self._check_schedule(path, saved, allowed)
         state = load_checkpoint(path, self.model, self.optimizer, extra_models=self.checkpoint_models())
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler.is_enabled() and "grad_scaler" in state:
@@ -470,16 +643,51 @@ class Trainer:
         self.generator.set_state(tensors.pop("generator"))
         self.load_trainer_tensors(tensors)
         self.load_trainer_state(state)
-        self.state = TrainerState(int(state["step"]), self._trim_logs(int(state["step"])))
+        step = int(state["step"])
+        self.state = TrainerState(step, self._trim_logs(step))
         self._pending = list(state.get("pending_records", []))
-        return True
+        self._finishing_step = bool(state.get("finishing_step", False))
+        self._skipped_in_a_row = int(state.get("skipped_in_a_row", 0))
+        self._saved_step = step
 
-    def _check_config(self, path: Path, saved: dict[str, Any], allowed: bool | Iterable[str]) -> None:
+    def _retire_newer_than(self, path: Path) -> None:
+        step = checkpoint_step(path)
+        newer = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir() and checkpoint_step(p) > step]
+        if step is None or not newer:
+            return
+        place = self.output_dir / "abandoned_checkpoints" / f"after-{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        place.mkdir(parents=True, exist_ok=True)
+        for old in sorted(newer, key=checkpoint_step):
+            old.replace(place / old.name)
+        warnings.warn(
+            f"resumed from {path.name}, so the newer checkpoints {[p.name for p in sorted(newer, key=checkpoint_step)]} "
+            f"belong to an abandoned continuation: moved them to {place}", stacklevel=3,
+        )
+
+    def _remove_leftovers(self) -> None:
+        """Temporary files of writes that a kill interrupted: partial checkpoints and log rewrites."""
+        remove_partial_checkpoints(self.checkpoint_dir)
+        for path in self.log_files:
+            for temporary in path.parent.glob(f".{path.name}.*"):
+                temporary.unlink(missing_ok=True)
+
+    def data_fingerprint(self) -> dict[str, str]:
+        """Fingerprints (:func:`r1lib.stream.fingerprint`) of what the run trains on, e.g. its
+        examples and reward functions. Checkpoints keep them, and resuming with different ones is
+        refused, naming them, unless ``allow_config_changes`` names them too."""
+        return {}
+
+    def _check_config(self, path: Path, saved: dict[str, Any], allowed: bool | set[str]) -> None:
         if allowed is True:
             return
-        allowed = RESUMABLE_CHANGES | set(allowed or ())
+        allowed = RESUMABLE_CHANGES | allowed
         now = json.loads(json.dumps(self.config.to_dict()))
-        changed = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now) if saved.get(k) != now.get(k)}
+        defaults = json.loads(json.dumps(type(self.config)().to_dict())) if not set(now) <= set(saved) else {}
+        changed = {
+            k: (saved.get(k), now.get(k)) for k in set(saved) | set(now)
+            # a setting added to the library since the checkpoint was written is fine at its default
+            if saved.get(k) != now.get(k) and not (k not in saved and now.get(k) == defaults.get(k))
+        }
         refused = {k: v for k, v in changed.items() if k not in allowed}
         if refused:
             lines = "\n".join(f"  {k}: {a!r} in the checkpoint, {b!r} now" for k, (a, b) in sorted(refused.items()))
@@ -487,6 +695,46 @@ class Trainer:
                 f"{path} was trained with other settings:\n{lines}\nResume with the same config, or accept the "
                 f"change with train(resume_from=..., allow_config_changes={sorted(refused)})"
             )
+
+    def _check_fingerprints(self, path: Path, saved: dict[str, str], allowed: bool | set[str]) -> None:
+        now = self.data_fingerprint()
+        refused = sorted(k for k in set(saved) & set(now) if saved[k] != now[k] and allowed is not True and k not in allowed)
+        if refused:
+            raise ValueError(
+                f"{path} was trained on other {' and '.join(refused)} than this trainer was given (fingerprints "
+                f"{', '.join(f'{k}: {saved[k]} then, {now[k]} now' for k in refused)}). Resume with the same data, "
+                f"or accept the change with train(resume_from=..., allow_config_changes={refused})"
+            )
+
+    def _check_schedule(self, path: Path, saved: dict[str, Any], allowed: bool | set[str]) -> None:
+        """A schedule stretched to a new ``max_steps`` would make the learning rate jump: refuse
+        that unless ``max_steps`` is named in ``allowed``."""
+        before = saved.get("config", {}).get("max_steps", self.config.max_steps)
+        if before == self.config.max_steps or "scheduler" not in saved:
+            return
+        # the schedule's factor for the next update, had the run gone on (learning_rate may change by itself)
+        planned = saved["scheduler"]["_last_lr"][0] / saved["config"].get("learning_rate", self.config.learning_rate)
+        probe = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+        stretched = get_scheduler(
+            self.config.lr_scheduler_type, probe, num_warmup_steps=self.config.num_warmup_steps,
+            num_training_steps=self.config.max_steps, scheduler_specific_kwargs=dict(self.config.lr_scheduler_kwargs) or None,
+        )
+        for _ in range(int(saved["scheduler"]["last_epoch"])):
+            probe.step()
+            stretched.step()
+        now = stretched.get_last_lr()[0]
+        if math.isclose(planned, now, rel_tol=1e-6, abs_tol=1e-12):
+            return
+        jump = (f"the {self.config.lr_scheduler_type} schedule depends on max_steps: changing it from {before} to "
+                f"{self.config.max_steps} moves the next update's learning rate from {planned * self.config.learning_rate:.6g} "
+                f"to {now * self.config.learning_rate:.6g}")
+        if allowed is True or "max_steps" in allowed:
+            warnings.warn(f"{path}: {jump}", stacklevel=4)
+            return
+        raise ValueError(
+            f"{path}: {jump}. Keep max_steps={before}, accept the jump with allow_config_changes=['max_steps'], "
+            "or use a schedule that does not depend on it (lr_scheduler_type='constant_with_warmup')"
+        )
 
     def _trim_logs(self, step: int) -> list[Record]:
         """Drop log lines after ``step`` (written after the checkpoint, or torn by a kill), atomically;

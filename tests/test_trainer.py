@@ -263,8 +263,10 @@ def test_a_fresh_start_replaces_an_earlier_run_with_a_warning(model, tiny_tokeni
     assert [r["step"] for r in read_log(tmp_path / "metrics.jsonl")] == [1, 2]
 
 
-def test_keyboard_interrupt_saves_and_flushes(model, tiny_tokenizer, tmp_path):
-    trainer = toy(model, tiny_tokenizer, tmp_path, max_steps=10, logging_steps=4, save_steps=100)
+def test_keyboard_interrupt_saves_its_open_logging_window_and_resume_logs_it_whole(tiny_tokenizer, tmp_path):
+    settings = dict(max_steps=10, logging_steps=4, save_steps=100)
+    reference = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "a", **settings).train()
+    trainer = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "b", **settings)
     real = trainer.step
 
     def interrupt_at_three():
@@ -274,8 +276,15 @@ def test_keyboard_interrupt_saves_and_flushes(model, tiny_tokenizer, tmp_path):
 
     trainer.step = interrupt_at_three
     trainer.train()
-    assert latest_checkpoint(tmp_path / "checkpoints").name == "step-000003"
-    assert [r["step"] for r in read_log(tmp_path / "metrics.jsonl")] == [3]
+    assert trainer.outcome == "interrupted"
+    assert latest_checkpoint(tmp_path / "b" / "checkpoints").name == "step-000003"
+    assert not (tmp_path / "b" / "metrics.jsonl").exists()  # steps 1-3 wait in the checkpoint for their window
+    resumed = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "b", **settings)
+    history = resumed.train(resume_from=True)
+    assert resumed.outcome == "completed"
+    assert [r["step"] for r in history] == [4, 8, 10] == [r["step"] for r in reference]
+    assert [r["loss"] for r in history] == [r["loss"] for r in reference]
+    assert [r["logged_steps"] for r in history] == [4, 4, 2]
 
 
 def test_in_memory_trainer_writes_nothing(model, tiny_tokenizer, tmp_path, monkeypatch):

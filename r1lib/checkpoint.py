@@ -260,24 +260,25 @@ def _check_files(directory: Path, state: dict[str, Any]) -> None:
             raise CheckpointError(f"{path} {what}: the checkpoint is damaged")
 
 
-def is_complete_checkpoint(directory: str | Path) -> bool:
-    """Whether ``directory`` holds a whole checkpoint: its state, and every file at its written size
-    (checkpoints from before sizes were recorded: the state and the weights)."""
+def checkpoint_problem(directory: str | Path) -> str | None:
+    """Why ``directory`` is not a whole checkpoint (naming the file), or None when it is: its state,
+    and every file at the size it was written with (checkpoints from before sizes were recorded:
+    the state and the weights)."""
     directory = Path(directory)
     try:
         state = read_state(directory)
         _check_files(directory, state)
-    except (FileNotFoundError, CheckpointError):
-        return False
-    if "files" in state:
-        return True
-    return (directory / "model.safetensors").exists() or (directory / "adapter_model.safetensors").exists()
+    except (FileNotFoundError, CheckpointError) as error:
+        return str(error)
+    if "files" not in state and not any((directory / n).exists() for n in ("model.safetensors", "adapter_model.safetensors")):
+        return f"{directory} has no model weights"
+    return None
 
 
 def load_extra_tensors(directory: str | Path) -> dict[str, torch.Tensor]:
     """The ``extra_tensors`` a checkpoint was saved with (empty when none)."""
     path = Path(directory) / TRAINER_TENSORS
-    return load_file(str(path)) if path.exists() else {}
+    return _read_tensors(path) if path.exists() else {}
 
 
 def complete_checkpoints(root: str | Path) -> list[Path]:
@@ -285,7 +286,7 @@ def complete_checkpoints(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         return []
-    complete = [p for p in root.glob("step-*") if checkpoint_step(p) is not None and is_complete_checkpoint(p)]
+    complete = [p for p in root.glob("step-*") if checkpoint_step(p) is not None and checkpoint_problem(p) is None]
     return sorted(complete, key=checkpoint_step)
 
 

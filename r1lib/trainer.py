@@ -45,6 +45,7 @@ from .checkpoint import (
     CheckpointError,
     atomic_write_text,
     checkpoint_name,
+    checkpoint_problem,
     checkpoint_step,
     complete_checkpoints,
     latest_checkpoint,
@@ -224,7 +225,7 @@ class Trainer:
 
     def _check_trainable_precision(self) -> None:
         half = [n for n, p in self.model.named_parameters() if p.requires_grad and p.dtype == torch.float16]
-        if half and self.scaler.is_enabled():
+        if half and self.config.fp16:
             raise ValueError(
                 f"{len(half)} trainable parameters are float16 (e.g. {half[0]}); fp16 loss scaling needs float32 "
                 "weights to update (torch refuses to unscale fp16 gradients). Load the model in float32 "
@@ -616,6 +617,8 @@ class Trainer:
         """
         self._remove_leftovers()
         candidates = complete_checkpoints(self.checkpoint_dir) if resume_from is True else [Path(resume_from)]
+        if resume_from is True:
+            self._warn_about_damaged(candidates[-1] if candidates else None)
         for index in range(len(candidates) - 1, -1, -1):
             path = candidates[index]
             try:
@@ -650,6 +653,16 @@ class Trainer:
         self._skipped_in_a_row = int(state.get("skipped_in_a_row", 0))
         self._saved_step = step
 
+    def _warn_about_damaged(self, chosen: Path | None) -> None:
+        """Say which newer checkpoints are skipped because a file is missing or cut short."""
+        after = checkpoint_step(chosen) if chosen is not None else -1
+        for path in sorted(self.checkpoint_dir.glob("step-*"), key=lambda p: checkpoint_step(p) or -1):
+            step = checkpoint_step(path)
+            problem = checkpoint_problem(path) if step is not None and step > after else None
+            if problem:
+                instead = f"resuming from {chosen.name} instead" if chosen is not None else "starting over"
+                warnings.warn(f"{problem}; {instead}", stacklevel=3)
+
     def _retire_newer_than(self, path: Path) -> None:
         step = checkpoint_step(path)
         newer = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir() and checkpoint_step(p) > step]
@@ -660,8 +673,8 @@ class Trainer:
         for old in sorted(newer, key=checkpoint_step):
             old.replace(place / old.name)
         warnings.warn(
-            f"resumed from {path.name}, so the newer checkpoints {[p.name for p in sorted(newer, key=checkpoint_step)]} "
-            f"belong to an abandoned continuation: moved them to {place}", stacklevel=3,
+            f"resumed from {path.name}: the newer checkpoints {[p.name for p in sorted(newer, key=checkpoint_step)]} "
+            f"(an abandoned continuation, or damaged) were moved to {place}", stacklevel=3,
         )
 
     def _remove_leftovers(self) -> None:

@@ -50,3 +50,78 @@ def test_load_rejects_an_incomplete_directory(random_model, tmp_path):
     assert latest_checkpoint(tmp_path) is None
     with pytest.raises(FileNotFoundError, match="not a complete checkpoint"):
         load_checkpoint(tmp_path / "step-000003", random_model)
+
+
+# ----------------------------------------------------------------------------- saves that survive anything
+
+
+def test_a_kill_while_the_old_checkpoint_is_deleted_keeps_a_whole_one(random_model, tiny_tokenizer, tmp_path, monkeypatch):
+    """Replacing a checkpoint of the same step used to delete the old one first: a kill during that
+    deletion left trainer_state.json without the weights, counted as complete."""
+    import r1lib.checkpoint as ckpt
+    from r1lib.checkpoint import complete_checkpoints, remove_partial_checkpoints
+
+    save_checkpoint(tmp_path / "step-000002", random_model, tiny_tokenizer, _train_one_step(random_model), {"step": 2})
+    real_rmtree = ckpt.shutil.rmtree
+
+    def killed_midway(path, *args, **kwargs):
+        (path / "model.safetensors").unlink()  # the deletion got this far, then the process died
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt.shutil, "rmtree", killed_midway)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "step-000002", random_model, tiny_tokenizer, _train_one_step(random_model), {"step": 2})
+    monkeypatch.setattr(ckpt.shutil, "rmtree", real_rmtree)
+    remove_partial_checkpoints(tmp_path)  # what the next start does
+    assert [p.name for p in complete_checkpoints(tmp_path)] == ["step-000002"]
+    assert load_checkpoint(tmp_path / "step-000002", random_model)["step"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step-000002"]
+
+
+def test_a_kill_between_moving_aside_and_renaming_in_puts_the_old_one_back(random_model, tiny_tokenizer, tmp_path, monkeypatch):
+    import r1lib.checkpoint as ckpt
+    from r1lib.checkpoint import complete_checkpoints, remove_partial_checkpoints
+
+    save_checkpoint(tmp_path / "step-000002", random_model, tiny_tokenizer, None, {"step": 2, "version": "old"})
+    real_replace, calls = ckpt.os.replace, []
+
+    def dies_on_the_second_rename(source, target):
+        calls.append(target)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        real_replace(source, target)
+
+    monkeypatch.setattr(ckpt.os, "replace", dies_on_the_second_rename)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(tmp_path / "step-000002", random_model, tiny_tokenizer, None, {"step": 2, "version": "new"})
+    monkeypatch.setattr(ckpt.os, "replace", real_replace)
+    assert not (tmp_path / "step-000002").exists()  # the moment of the kill: only the old copy, aside
+    remove_partial_checkpoints(tmp_path)
+    assert [p.name for p in complete_checkpoints(tmp_path)] == ["step-000002"]
+    assert load_checkpoint(tmp_path / "step-000002", random_model)["version"] == "old"
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_checkpoint_with_a_missing_or_cut_file_is_not_complete_and_names_the_file(random_model, tiny_tokenizer, tmp_path, damage):
+    from r1lib.checkpoint import CheckpointError, checkpoint_problem, complete_checkpoints
+
+    path = save_checkpoint(tmp_path / "step-000001", random_model, tiny_tokenizer, _train_one_step(random_model), {"step": 1})
+    optimizer_file = path / "optimizer.safetensors"
+    if damage == "missing":
+        optimizer_file.unlink()
+    else:
+        optimizer_file.write_bytes(optimizer_file.read_bytes()[:100])
+    assert complete_checkpoints(tmp_path) == []
+    assert "optimizer.safetensors" in checkpoint_problem(path)
+    with pytest.raises(CheckpointError, match="optimizer.safetensors"):
+        load_checkpoint(path, random_model, torch.optim.AdamW(random_model.parameters()))
+
+
+def test_an_unreadable_file_of_the_right_size_is_named(random_model, tiny_tokenizer, tmp_path):
+    from r1lib.checkpoint import CheckpointError
+
+    path = save_checkpoint(tmp_path / "step-000001", random_model, tiny_tokenizer, None, {"step": 1})
+    weights = path / "model.safetensors"
+    weights.write_bytes(b"\xff" * weights.stat().st_size)
+    with pytest.raises(CheckpointError, match="model.safetensors cannot be read"):
+        load_checkpoint(path, random_model)

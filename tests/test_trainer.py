@@ -3,6 +3,7 @@ resume and its refusals, checked on a small language-modelling trainer."""
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -327,3 +328,105 @@ def test_random_stream_restores_its_generator():
     again.load_state_dict(state)
     assert again.take(4, scale=2) == later
 
+
+
+# ----------------------------------------------------------------------------- robustness
+
+
+def test_a_damaged_newest_checkpoint_is_named_and_resume_falls_back(tiny_tokenizer, tmp_path):
+    toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, max_steps=4, save_steps=2).train()
+    weights = tmp_path / "checkpoints" / "step-000004" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:64])  # cut short, as by a full disk
+    trainer = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, max_steps=4, save_steps=2)
+    with pytest.warns(UserWarning, match=r"step-000004/model.safetensors has 64 bytes.*resuming from step-000002"):
+        assert trainer.resume(True)
+    assert trainer.state.step == 2
+    assert [r["step"] for r in read_log(tmp_path / "metrics.jsonl")] == [1, 2]
+
+
+def test_resuming_from_an_older_checkpoint_retires_the_abandoned_branch(tiny_tokenizer, tmp_path):
+    """save_total_limit used to keep the highest step numbers: the abandoned branch's step-8 stayed,
+    the new step-7 was the one deleted next, and resume_from=True went back to the stale branch."""
+    settings = dict(max_steps=8, save_steps=2, save_total_limit=2)
+    toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, **settings).train()
+    assert [p.name for p in complete_checkpoints(tmp_path / "checkpoints")] == ["step-000006", "step-000008"]
+    branch = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, **{**settings, "save_steps": 1})
+    real = branch.step
+    branch.step = lambda: (_ for _ in ()).throw(KeyboardInterrupt) if branch.state.step == 7 else real()
+    with pytest.warns(UserWarning, match=r"step-000008.*abandoned continuation"):
+        branch.train(resume_from=tmp_path / "checkpoints" / "step-000006", allow_config_changes=["save_steps"])
+    assert [p.name for p in complete_checkpoints(tmp_path / "checkpoints")] == ["step-000006", "step-000007"]
+    assert [p.name for p in (tmp_path / "abandoned_checkpoints").glob("*/step-*")] == ["step-000008"]
+    again = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, **{**settings, "save_steps": 1})
+    assert [r["step"] for r in again.train(resume_from=True)] == list(range(1, 9))
+
+
+def test_temporary_files_of_a_killed_log_rewrite_are_removed_at_the_next_start(model, tiny_tokenizer, tmp_path):
+    toy(model, tiny_tokenizer, tmp_path, max_steps=2, save_steps=2).train()
+    leftover = tmp_path / ".metrics.jsonl.k1ll3d"
+    leftover.write_text("x" * 1000)
+    toy(model, tiny_tokenizer, tmp_path, max_steps=2, save_steps=2).resume(True)
+    assert not leftover.exists()
+
+
+def test_a_longer_cosine_run_on_resume_is_refused_with_the_learning_rate_jump(tiny_tokenizer, tmp_path):
+    settings = dict(lr_scheduler_type="cosine", save_steps=2)
+    toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, max_steps=4, **settings).train()
+    longer = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, max_steps=8, **settings)
+    with pytest.raises(ValueError, match=r"cosine schedule depends on max_steps.*from 0 to 0.005\. "):
+        longer.train(resume_from=True)
+    with pytest.warns(UserWarning, match="depends on max_steps"):
+        longer.train(resume_from=True, allow_config_changes=["max_steps"])
+    assert longer.state.step == 8
+    constant = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "c", max_steps=2)
+    constant.train()
+    more = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "c", max_steps=4)
+    assert [r["step"] for r in more.train(resume_from=True)] == [1, 2, 3, 4]  # a constant rate does not jump
+
+
+def test_a_diverged_run_stops_with_an_error_naming_the_learning_rate(tiny_tokenizer, tmp_path):
+    trainer = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, max_steps=40)
+    real = trainer.training_step
+    trainer.training_step = lambda: {**real(), "loss": float("nan")}
+    trainer.backward = lambda loss: (loss * float("nan")).backward()  # every gradient NaN from the first step on
+    with pytest.warns(UserWarning, match="update was skipped"), \
+            pytest.raises(FloatingPointError, match=r"last 10 updates .* were all skipped.*learning_rate=0.01"):
+        trainer.train()
+    assert trainer.state.step == 9
+    assert all(torch.equal(a, b) for a, b in zip(trainer.model.parameters(), build_tiny_model(tiny_tokenizer, SMALL, seed=0).parameters()))
+
+
+def test_an_unwritable_output_dir_fails_before_any_compute(model, tiny_tokenizer, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    trainer = toy(model, tiny_tokenizer, tmp_path / "a_file" / "run")
+    trainer.training_step = lambda: pytest.fail("computed a step before checking output_dir")
+    with pytest.raises(PermissionError, match=r"a_file/run cannot be written.*choose a folder"):
+        trainer.train()
+
+
+def test_resuming_on_other_data_of_the_same_size_is_refused(tiny_tokenizer, tmp_path):
+    class FingerprintedToy(ToyTrainer):
+        def data_fingerprint(self):
+            return {"train_examples": ExampleStream(self.rows).fingerprint()}
+
+    config = TrainingConfig(max_steps=4, per_device_train_batch_size=4, save_steps=2)
+    FingerprintedToy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), config, tmp_path, progress=False).train()
+    other = FingerprintedToy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), replace(config, max_steps=6), tmp_path, progress=False)
+    other.rows = [row + 1 for row in other.rows]  # same count, other content
+    with pytest.raises(ValueError, match=r"trained on other train_examples.*allow_config_changes=\['train_examples'\]"):
+        other.train(resume_from=True)
+    assert other.train(resume_from=True, allow_config_changes=["train_examples"])[-1]["step"] == 6
+
+
+def test_full_training_of_fp16_weights_with_loss_scaling_is_refused_with_the_fix(model, tiny_tokenizer):
+    model.half()
+    with pytest.raises(ValueError, match=r"trainable parameters are float16.*torch_dtype=torch.float32.*LoRA"):
+        toy(model, tiny_tokenizer, fp16=True)
+
+
+def test_costs_are_summed_over_a_logging_window(model, tiny_tokenizer):
+    trainer = toy(model, tiny_tokenizer, max_steps=5, logging_steps=3)
+    real = trainer.training_step
+    trainer.training_step = lambda: {**real(), "flops/training": 100.0}
+    history = trainer.train()
+    assert [(r["step"], r["logged_steps"], r["flops/training"]) for r in history] == [(3, 3, 300.0), (5, 2, 200.0)]

@@ -4,7 +4,8 @@
 
 KIND is ``grpo``, ``reward_model`` or ``pretrain``; each resumes from OUTPUT_DIR when it can.
 With ``SLOW_STEPS=seconds`` in the environment each step is followed by a pause, so that a test
-can kill the run in its middle.
+can kill the run in its middle; with ``SLOW_REWARD=seconds`` (grpo only) the pause is inside each
+step, in its reward, so that a signal lands mid-step.
 """
 
 import os
@@ -22,6 +23,7 @@ from r1lib.tasks.general import GeneralTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 from r1lib.tiny.pretrain import PretrainConfig, PretrainTrainer
 from r1lib.tiny.tokenizer import build_tiny_tokenizer
+from r1lib.trainer import TrainerCallback
 
 SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
 
@@ -64,6 +66,13 @@ def make_pretrain_trainer(output_dir: str, max_steps: int) -> PretrainTrainer:
     return PretrainTrainer(build_tiny_model(tokenizer, SMALL, seed=0), tokenizer, config, output_dir, progress=False)
 
 
+class StartSignal(TrainerCallback):
+    """Prints a line when training begins, so that a test knows when to send its signals."""
+
+    def on_train_begin(self, trainer) -> None:
+        print("training", flush=True)
+
+
 MAKERS = {"grpo": make_trainer, "reward_model": make_reward_model_trainer, "pretrain": make_pretrain_trainer}
 
 
@@ -74,4 +83,14 @@ if __name__ == "__main__":
     pause = float(os.environ.get("SLOW_STEPS", "0"))
     if pause:
         trainer.add_callback(lambda record: time.sleep(pause))
+    reward_pause = float(os.environ.get("SLOW_REWARD", "0"))
+    if reward_pause:
+        real_length_reward = trainer.reward_funcs[-1]
+
+        def length_reward(prompts, completions, **columns):  # the same name, so the same metric keys
+            time.sleep(reward_pause)
+            return real_length_reward(prompts, completions, **columns)
+
+        trainer.reward_funcs[-1] = length_reward
+        trainer.add_callback(StartSignal())
     trainer.train(resume_from=True)

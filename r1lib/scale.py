@@ -7,12 +7,18 @@ vLLM, either inside the training processes (*colocate*) or from a separate ``trl
 
 Two commands::
 
-    # write accelerate.yaml, the TRL settings (grpo.json) and launch.sh for 8 GPUs, one serving vLLM
-    python -m r1lib.scale write --stage grpo --setup zero3 --gpus 8 --generation vllm-server --out launch/
+    # write accelerate.yaml, the TRL settings (grpo.json) and launch.sh for 8 H100s, one serving vLLM
+    python -m r1lib.scale write --stage grpo --setup zero3 --gpus 8 --generation vllm-server --precision bf16 \
+        --out launch/
     bash launch/launch.sh
 
     # what launch.sh runs in every process: TRL's GRPOTrainer with r1lib's task and rewards
-    python -m r1lib.scale train --stage grpo --args launch/grpo.json --model Qwen/Qwen2.5-1.5B --task gsm8k
+    python -m r1lib.scale train --stage grpo --args launch/grpo.json --model Qwen/Qwen2.5-0.5B --task gsm8k
+
+The precision is the target GPUs' (``--precision``), never the writing machine's. A profile's
+learning rate and LoRA rank were chosen for its own model: for another ``--model``, ``write`` asks for
+``--learning-rate`` and ``--lora-r``. The batch of one optimizer step stays the config's on any number
+of GPUs (split over the processes), and a warning names the numbers when it cannot be split.
 
 In Python, :func:`trl_grpo_trainer` builds the TRL trainer from r1lib objects, and
 ``to_trl_*_config`` translate r1lib configs (which use TRL's names) into TRL's classes.
@@ -40,6 +46,10 @@ STAGES = ("grpo", "sft", "distill")
 SETUPS = ("single", "ddp", "zero3", "fsdp2")
 GENERATIONS = ("transformers", "vllm-colocate", "vllm-server")
 PRECISIONS = ("bf16", "fp16")
+SAVE_TOTAL_LIMIT = 2  # checkpoints kept: the newest to resume from, and one in case the newest was cut short
+VLLM_HOST, VLLM_PORT = "127.0.0.1", 8000
+VLLM_HEALTH = "/health"  # vLLM's route, which `trl vllm-serve` (TRL 1.16: `vllm serve`) and TRL's client use
+VLLM_WAIT_S = 1200  # default wait for the server (launch.sh: R1LIB_VLLM_WAIT_S): loading a 7B and compiling
 
 
 # ---------------------------------------------------------------------------- r1lib -> TRL
@@ -159,7 +169,9 @@ class LaunchPlan:
     setup: str = "single"  # one GPU, DDP (each GPU a full copy), DeepSpeed ZeRO-3 or FSDP2 (sharded)
     gpus: int = 1
     generation: str = "transformers"  # or vLLM in the training processes, or a separate vLLM server
-    mixed_precision: str = "bf16"  # "fp16" on GPUs older than compute capability 8.0 (a T4)
+    # The target GPUs' precision: "bf16" from compute capability 8.0 (A100, H100), "fp16" below (T4, V100).
+    # No default: the machine that writes the plan is often not the one that runs it.
+    mixed_precision: str | None = None
     model: str = "Qwen/Qwen2.5-1.5B"
     teacher: str | None = None  # the distillation teacher
     task: str = "gsm8k"  # the grpo stage's r1lib task
@@ -167,6 +179,9 @@ class LaunchPlan:
     lora_r: int | None = None  # train a LoRA adapter of this rank instead of all weights
 
     def __post_init__(self) -> None:
+        if self.mixed_precision is None:
+            raise ValueError("LaunchPlan.mixed_precision is required: 'bf16' for target GPUs of compute capability "
+                             "8.0 or newer (A100, H100), 'fp16' for older ones (T4, V100)")
         for name, allowed in (("stage", STAGES), ("setup", SETUPS), ("generation", GENERATIONS),
                               ("mixed_precision", PRECISIONS)):
             if getattr(self, name) not in allowed:
@@ -187,7 +202,8 @@ class LaunchPlan:
         if self.stage != "grpo" and not self.data:
             raise ValueError(f"the {self.stage} stage needs data: a jsonl of prompt-completion records (e.g. the "
                              "pipeline's cold_start.jsonl or rejection.jsonl)")
-        if self.lora_r is not None and (isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int) or self.lora_r < 1):
+        if self.lora_r is not None and (isinstance(self.lora_r, bool) or not isinstance(self.lora_r, int)
+                                        or self.lora_r < 1):
             raise ValueError(f"LaunchPlan.lora_r must be None or a positive integer, got {self.lora_r!r}")
 
     @property
@@ -223,60 +239,150 @@ def accelerate_config(plan: LaunchPlan) -> dict[str, Any]:
     return config
 
 
+def split_batch(per_device: int, accumulation: int, processes: int) -> tuple[int, int] | None:
+    """``(per_device_train_batch_size, gradient_accumulation_steps)`` for ``processes`` processes such
+    that one optimizer step still takes ``per_device * accumulation`` items in all (what the config
+    takes on one device); ``None`` when that batch does not split evenly. The micro-batch stays at most
+    ``per_device``, the memory the config was sized for; accumulation makes up the rest."""
+    total, rest = divmod(per_device * accumulation, processes)
+    if rest:
+        return None
+    size = max(d for d in range(1, min(per_device, total) + 1) if total % d == 0)
+    return size, total // size
+
+
+def _batch_settings(plan: LaunchPlan, config: GRPOConfig | SFTConfig | DistillConfig) -> dict[str, int]:
+    # Copied unchanged, each process would take the config's batch: N times the items (and the prompts)
+    # per optimizer step that the learning rate was chosen for.
+    per_device, accumulation, processes = (config.per_device_train_batch_size, config.gradient_accumulation_steps,
+                                           plan.training_gpus)
+    split = split_batch(per_device, accumulation, processes)
+    if split is not None:
+        return dict(per_device_train_batch_size=split[0], gradient_accumulation_steps=split[1])
+    total = per_device * accumulation
+    if isinstance(config, GRPOConfig):
+        group = config.num_generations
+        items, prompts = "completions", f" ({total * processes // group} prompts instead of {total // group})"
+    else:
+        items, prompts = "sequences", ""
+    warnings.warn(
+        f"the {plan.stage} config's batch of {total} {items} per optimizer step (per_device_train_batch_size "
+        f"{per_device} x gradient_accumulation_steps {accumulation}) does not split over {processes} training "
+        f"processes, so each process keeps it: one step takes {total * processes} {items}{prompts}, {processes} "
+        f"times what the learning rate was chosen for. Use a number of training GPUs that divides {total}, or "
+        "change the config's batch.", UserWarning, stacklevel=3)
+    return {}
+
+
 def trl_settings(plan: LaunchPlan, config: GRPOConfig | SFTConfig | DistillConfig, output_dir: str) -> dict[str, Any]:
-    """The TRL config for ``plan``'s stage as a JSON-able dict (what ``train --args`` reads); it is
-    checked by building the TRL config once."""
+    """The TRL config for ``plan``'s stage as a JSON-able dict (what ``train --args`` reads): the
+    precision is the plan's, the batch per optimizer step the config's (see :func:`split_batch`),
+    and only the newest checkpoints are kept. It is checked by building the TRL config once."""
     settings = {"grpo": grpo_settings, "sft": sft_settings, "distill": gkd_settings}[plan.stage](config)
     settings.update(bf16=plan.mixed_precision == "bf16", fp16=plan.mixed_precision == "fp16")
+    settings.update(_batch_settings(plan, config))
+    if settings.get("save_total_limit") is None:
+        settings["save_total_limit"] = SAVE_TOTAL_LIMIT  # a ZeRO-3/FSDP checkpoint holds the optimizer: ~16 B/weight
     if plan.generation == "vllm-colocate":
         settings.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=0.3)
     elif plan.generation == "vllm-server":
-        settings.update(use_vllm=True, vllm_mode="server", vllm_server_host="127.0.0.1", vllm_server_port=8000)
+        settings.update(use_vllm=True, vllm_mode="server", vllm_server_host=VLLM_HOST, vllm_server_port=VLLM_PORT)
     settings.update(_runtime_settings(output_dir))
     del settings["use_cpu"]  # decided where it runs
     convert = {"grpo": to_trl_grpo_config, "sft": to_trl_sft_config, "distill": to_trl_gkd_config}[plan.stage]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         checked = {k: v for k, v in settings.items() if k != "output_dir"}
+        # One process standing for all: TRL checks the generation batch (per device x processes x steps).
+        checked["per_device_train_batch_size"] = settings["per_device_train_batch_size"] * plan.training_gpus
         convert(config, output_dir, **{**checked, "bf16": False, "fp16": False, "use_cpu": True})  # on any machine
     return settings
 
 
-def launch_commands(plan: LaunchPlan, folder: str | Path) -> list[str]:
-    """The shell commands that run ``plan`` from ``folder`` (where :func:`write_launch` put its files)."""
-    folder = Path(folder)
-    dtype = "bfloat16" if plan.mixed_precision == "bf16" else "half"  # vLLM on a T4 must be told half
-    train = (f"accelerate launch --config_file {shlex.quote(str(folder / 'accelerate.yaml'))} -m r1lib.scale train "
-             f"--stage {plan.stage} --args {shlex.quote(str(folder / (plan.stage + '.json')))} "
-             f"--model {shlex.quote(plan.model)}")
-    train += f" --task {plan.task}" if plan.stage == "grpo" else f" --data {shlex.quote(str(plan.data))}"
+def _absolute(path: str | Path) -> str:
+    """``path`` as given to ``write`` (relative to where it ran), made absolute for launch.sh."""
+    return str(Path(path).expanduser().resolve())
+
+
+def _model_argument(model: str) -> str:
+    """A local model folder made absolute; a hub name (``Qwen/Qwen2.5-7B``) as it is."""
+    return _absolute(model) if Path(model).expanduser().exists() else model
+
+
+def _file_argument(folder: str | Path | None, name: str) -> str:
+    """A file that ``write`` wrote, as a shell word: under launch.sh's own folder (``$HERE``) when
+    ``folder`` is None, else as an absolute path."""
+    if folder is None:
+        return f'"$HERE/{name}"'
+    return shlex.quote(str(Path(folder).expanduser().resolve() / name))
+
+
+def _train_command(plan: LaunchPlan, folder: str | Path | None) -> str:
+    train = (f"accelerate launch --config_file {_file_argument(folder, 'accelerate.yaml')} -m r1lib.scale train "
+             f"--stage {plan.stage} --args {_file_argument(folder, plan.stage + '.json')} "
+             f"--model {shlex.quote(_model_argument(plan.model))}")
+    train += (f" --task {shlex.quote(plan.task)}" if plan.stage == "grpo"
+              else f" --data {shlex.quote(_absolute(str(plan.data)))}")
     if plan.teacher:
-        train += f" --teacher {shlex.quote(plan.teacher)}"
+        train += f" --teacher {shlex.quote(_model_argument(plan.teacher))}"
     if plan.lora_r:
         train += f" --lora-r {plan.lora_r}"
+    return train
+
+
+def _vllm_server_commands(plan: LaunchPlan) -> list[str]:
+    dtype = "bfloat16" if plan.mixed_precision == "bf16" else "half"  # vLLM on a T4 must be told half
+    url = f"http://{VLLM_HOST}:{VLLM_PORT}{VLLM_HEALTH}"
+    return [
+        'command -v curl >/dev/null || { echo "launch.sh: curl is needed to wait for the vLLM server" >&2; exit 1; }',
+        f"CUDA_VISIBLE_DEVICES=0 trl vllm-serve --model {shlex.quote(_model_argument(plan.model))} --dtype {dtype} "
+        f"--host {VLLM_HOST} --port {VLLM_PORT} &",
+        "SERVER=$!",
+        "trap 'kill \"$SERVER\" 2>/dev/null || true' EXIT  # the server holds GPU 0 until training ends",
+        # Without a deadline and a liveness check, a server that failed to start would be waited for forever.
+        f'WAIT_S="${{R1LIB_VLLM_WAIT_S:-{VLLM_WAIT_S}}}"; POLL_S="${{R1LIB_VLLM_POLL_S:-5}}"; START=$SECONDS\n'
+        f"until curl -sf {url} >/dev/null; do\n"
+        '  if ! kill -0 "$SERVER" 2>/dev/null; then\n'
+        f'    echo "launch.sh: the vLLM server (trl vllm-serve) exited before {url} answered; see its output above" '
+        ">&2\n"
+        "    exit 1\n"
+        "  fi\n"
+        '  if (( SECONDS - START >= WAIT_S )); then\n'
+        f'    echo "launch.sh: the vLLM server did not answer {url} within ${{WAIT_S}} s (R1LIB_VLLM_WAIT_S)" >&2\n'
+        "    exit 1\n"
+        "  fi\n"
+        '  sleep "$POLL_S"\n'
+        "done",
+    ]
+
+
+def launch_commands(plan: LaunchPlan, folder: str | Path | None = None) -> list[str]:
+    """The shell commands that run ``plan``: with ``folder`` (where :func:`write_launch` put its
+    files), to paste anywhere, its files by absolute path; without, as in launch.sh, where ``$HERE``
+    is the script's own folder. Data and local model paths are made absolute from the current folder."""
+    train = _train_command(plan, folder)
     if plan.generation != "vllm-server":
         return [train]
     rest = ",".join(str(i) for i in range(1, plan.gpus))
-    return [
-        f"CUDA_VISIBLE_DEVICES=0 trl vllm-serve --model {shlex.quote(plan.model)} --dtype {dtype} "
-        "--host 127.0.0.1 --port 8000 &",
-        "SERVER=$!; trap 'kill $SERVER' EXIT  # the server holds GPU 0 until training ends",
-        "until curl -sf http://127.0.0.1:8000/health >/dev/null; do sleep 5; done  # wait for the server",
-        f"CUDA_VISIBLE_DEVICES={rest} {train}",
-    ]
+    return [*_vllm_server_commands(plan), f"CUDA_VISIBLE_DEVICES={rest} {train}"]
 
 
 def write_launch(plan: LaunchPlan, config: GRPOConfig | SFTConfig | DistillConfig, folder: str | Path,
                  output_dir: str = "runs/scale") -> dict[str, Path]:
-    """Write ``accelerate.yaml``, ``<stage>.json`` (TRL settings) and ``launch.sh`` into ``folder``."""
+    """Write ``accelerate.yaml``, ``<stage>.json`` (TRL settings) and ``launch.sh`` into ``folder``.
+    launch.sh finds its files from its own folder, so it runs from any working directory; a relative
+    ``output_dir`` (and ``plan``'s data and local model paths) are taken from the current folder."""
     import yaml
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"accelerate": folder / "accelerate.yaml", "trl": folder / f"{plan.stage}.json", "launch": folder / "launch.sh"}
     paths["accelerate"].write_text(yaml.safe_dump(accelerate_config(plan), sort_keys=True))
-    paths["trl"].write_text(json.dumps(trl_settings(plan, config, output_dir), indent=2, sort_keys=True) + "\n")
-    script = ["#!/usr/bin/env bash", f"# {plan}", "set -euo pipefail", *launch_commands(plan, folder)]
+    settings = trl_settings(plan, config, _absolute(output_dir))
+    paths["trl"].write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+    script = ["#!/usr/bin/env bash", f"# {plan}", "set -euo pipefail",
+              'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"  # this folder, wherever launch.sh is run from',
+              *launch_commands(plan)]
     paths["launch"].write_text("\n".join(script) + "\n")
     paths["launch"].chmod(0o755)
     return paths
@@ -325,6 +431,41 @@ def _train(args: argparse.Namespace) -> None:
     trainer.save_model()
 
 
+def _same_model(a: str, b: str) -> bool:
+    """The same hub name, or the same local folder however it is written."""
+    return a == b or (Path(a).expanduser().exists() and _absolute(a) == _absolute(b))
+
+
+def _write(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``write``: the plan from the flags, the stage config from the profile, and the three files."""
+    from .profiles import get_profile
+
+    if args.precision is None:
+        parser.error("--precision is required (bf16 or fp16): it is the target GPUs', not this machine's; bf16 from "
+                     "compute capability 8.0 (A100, H100, L4), fp16 below (T4, V100)")
+    profile = get_profile(args.profile)
+    config = {"grpo": profile.grpo, "sft": profile.sft, "distill": profile.distill}[args.stage]
+    model = args.model or profile.model.name_or_path
+    if not _same_model(model, profile.model.name_or_path):
+        # A learning rate and a LoRA rank tuned on a 0.5B model are no choice for a 7B one.
+        missing = [flag for flag, value in (("--learning-rate", args.learning_rate), ("--lora-r", args.lora_r))
+                   if value is None]
+        if missing:
+            lora = f"LoRA rank {profile.model.lora.r}" if profile.model.lora else "all weights trained"
+            parser.error(f"the {profile.name} profile's learning rate ({config.learning_rate:g}) and {lora} were "
+                         f"chosen for {profile.model.name_or_path}, not for {model}: pass {' and '.join(missing)} "
+                         "for it (--lora-r 0 trains all weights)")
+    if args.learning_rate is not None:
+        config = dataclasses.replace(config, learning_rate=args.learning_rate)
+    lora_r = args.lora_r if args.lora_r is not None else (profile.model.lora.r if profile.model.lora else None)
+    plan = LaunchPlan(args.stage, args.setup, args.gpus, args.generation, args.precision, model, args.teacher,
+                      args.task, args.data, lora_r or None)
+    paths = write_launch(plan, config, args.out, args.output_dir)
+    for path in paths.values():
+        print(f"wrote {path}")
+    print(f"run:\n  bash {_absolute(paths['launch'])}\nwhich trains with:\n  {launch_commands(plan, args.out)[-1]}")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m r1lib.scale", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -334,13 +475,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     write.add_argument("--setup", choices=SETUPS, default="single")
     write.add_argument("--gpus", type=int, default=1)
     write.add_argument("--generation", choices=GENERATIONS, default="transformers")
-    write.add_argument("--precision", choices=PRECISIONS, default=None, help="default: from this machine's GPU, else bf16")
-    write.add_argument("--model", default="Qwen/Qwen2.5-1.5B")
+    write.add_argument("--precision", choices=PRECISIONS, default=None,
+                       help="required: the target GPUs' (bf16 from compute capability 8.0, e.g. A100/H100; "
+                            "fp16 on a T4/V100)")
+    write.add_argument("--model", default=None, help="default: the profile's model")
     write.add_argument("--teacher", default=None)
     write.add_argument("--task", default="gsm8k", help="the grpo stage's task (an r1lib task name)")
     write.add_argument("--data", default=None, help="sft/distill: a jsonl of prompt-completion records")
     write.add_argument("--lora-r", type=int, default=None,
-                       help="LoRA rank (default: the profile's, e.g. 16 for gpu); 0 trains all weights")
+                       help="LoRA rank (default: the profile's, e.g. 16 for gpu; required with another --model); "
+                            "0 trains all weights")
+    write.add_argument("--learning-rate", type=float, default=None,
+                       help="default: the profile's (required with another --model)")
     write.add_argument("--profile", default="gpu", help="the r1lib profile whose stage config is translated")
     write.add_argument("--output-dir", default="runs/scale", help="where the TRL run writes checkpoints")
     write.add_argument("--out", required=True, help="folder for the written files")
@@ -360,20 +506,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command == "train":
         _train(args)
         return
-    from .hardware import device_info, mixed_precision
-    from .profiles import get_profile
-
-    info = device_info()
-    precision = args.precision or (mixed_precision(info) if info.kind == "cuda" else "bf16")
-    profile = get_profile(args.profile)
-    lora_r = args.lora_r if args.lora_r is not None else (profile.model.lora.r if profile.model.lora else None)
-    plan = LaunchPlan(args.stage, args.setup, args.gpus, args.generation, precision, args.model, args.teacher,
-                      args.task, args.data, lora_r or None)
-    config = {"grpo": profile.grpo, "sft": profile.sft, "distill": profile.distill}[args.stage]
-    paths = write_launch(plan, config, args.out, args.output_dir)
-    for path in paths.values():
-        print(f"wrote {path}")
-    print("run:\n  " + "\n  ".join(launch_commands(plan, args.out)))
+    _write(args, write)
 
 
 if __name__ == "__main__":

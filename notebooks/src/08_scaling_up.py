@@ -147,7 +147,9 @@ say(f"Over {STEPS} steps, the accuracy reward went from **{rise['TRL'][0]:.2f} t
 #
 # * `--setup single | ddp | zero3 | fsdp2`: one GPU; a full copy per GPU; the weights, gradients and optimizer state sharded over GPUs with DeepSpeed ZeRO-3 or PyTorch FSDP2 (needed once a model's 16 bytes per parameter exceed one GPU);
 # * `--generation transformers | vllm-colocate | vllm-server`: sample with the training model; with vLLM inside each training process (weights shared, a slice of memory reserved); or with a separate `trl vllm-serve` on its own GPU, which receives the new weights after every update;
-# * `--precision bf16 | fp16`: from the GPU's compute capability by default (a T4 has no real bf16, and its vLLM must be told `--dtype half`).
+# * `--precision bf16 | fp16`: required, because it belongs to the GPUs that will run the files, not to the machine that writes them (a T4 has no real bf16, and its vLLM must be told `--dtype half`).
+#
+# The batch per optimizer step stays the config's: it is divided over the training processes when it divides evenly, and a warning names the batch you would get otherwise (a vLLM server on one of 8 GPUs leaves 7 to train). A model other than the profile's needs its own `--learning-rate` and `--lora-r`: a 0.5B model's settings are not a 7B model's.
 
 # %%
 plans = {

@@ -288,8 +288,10 @@ class DistillConfig(SFTConfig):
       with interpolation ``beta`` (TRL's convention: ``beta=0`` is forward KL, ``beta=1`` reverse KL).
     * ``kd_temperature`` softens both distributions; the loss is multiplied by ``T^2`` as in Hinton
       et al. so that gradients keep their scale.
-    * ``top_k`` keeps only the teacher's ``k`` most likely tokens per position (renormalised), so a
-      150k-token vocabulary costs ``k`` numbers per token instead of 150k.
+    * ``top_k`` keeps only the teacher's ``k`` most likely tokens per position (renormalised) as the
+      target, against the student's full distribution, so the student's mass outside them still
+      counts. At least 2, and not with the reverse KL, which is infinite outside the teacher's set.
+      (It changes the target, not the memory: the teacher's full logits are still computed.)
     * ``lmbda`` is the fraction of steps on which the *student* samples the sequences the teacher then
       grades (on-policy); the rest use the fixed teacher traces. ``lmbda=1, divergence="reverse_kl"``
       is per-token reverse-KL on-policy distillation.
@@ -312,8 +314,12 @@ class DistillConfig(SFTConfig):
             problems.append(f"beta must be in [0, 1], got {self.beta}")
         if not self.kd_temperature > 0:
             problems.append(f"kd_temperature must be > 0, got {self.kd_temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            problems.append(f"top_k must be None or >= 1, got {self.top_k}")
+        if self.top_k is not None and self.top_k < 2:
+            problems.append(f"top_k must be None or >= 2 (a one-token target is SFT, not distillation), got {self.top_k}")
+        reverse = self.divergence == "reverse_kl" or (self.divergence == "jsd" and self.beta == 1.0)
+        if self.top_k is not None and reverse:
+            problems.append("top_k needs forward_kl or jsd with beta < 1: the reverse KL is infinite where the student "
+                            "puts mass outside the teacher's top-k; use top_k=None")
         if not 0.0 <= self.lmbda <= 1.0:
             problems.append(f"lmbda must be in [0, 1], got {self.lmbda}")
         if not 0.0 < self.max_truncated_fraction <= 1.0:

@@ -6,7 +6,8 @@
   how DeepSeek distilled R1 into Qwen and Llama students, with about 800k samples.
 * **Logit KD**: on the same traces, the student matches the teacher's whole next-token distribution
   at every position (:func:`kd_loss`): forward KL, reverse KL, or the generalised Jensen-Shannon
-  divergence JSD(beta) of GKD, at a temperature, optionally over the teacher's top-k tokens only.
+  divergence JSD(beta) of GKD, at a temperature, optionally against the teacher's top-k tokens only
+  (the teacher renormalised over them; the student keeps its whole distribution, see :func:`kd_loss`).
 * **On-policy distillation**: the *student* samples, and the teacher grades every token of the
   student's own sequences; ``lmbda`` is the share of such steps (GKD). With ``lmbda=1`` and the
   reverse KL it is per-token reverse-KL on-policy distillation (:func:`on_policy_reverse_kl`).
@@ -34,7 +35,7 @@ from .hardware import StepShape
 from .configs import DistillConfig
 from .pipeline import rejection_sample
 from .rollout import render_prompts, rollout
-from .sft import SFTExample, SFTTrainer, collate_rows
+from .sft import SFTExample, SFTTrainer
 from .stream import ExampleStream
 from .tasks.base import Example, Task
 from .trainer import Record, Trainer, TrainerCallback, parameter_count
@@ -42,11 +43,50 @@ from .trainer import Record, Trainer, TrainerCallback, parameter_count
 # ---------------------------------------------------------------------- the losses
 
 
-def _restrict_to_top_k(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both distributions over the teacher's ``k`` most likely tokens of each position (renormalised
-    by the softmax that follows): the student's logits gathered at the teacher's top-k indices."""
-    top_logits, top_index = teacher_logits.topk(min(k, teacher_logits.shape[-1]), dim=-1)
-    return student_logits.gather(-1, top_index), top_logits
+def check_top_k(top_k: int | None, beta: float) -> None:
+    """Refuse a ``top_k`` that :func:`kd_loss` cannot make a divergence of, naming the fix."""
+    if top_k is None:
+        return
+    if top_k < 2:
+        raise ValueError(
+            f"top_k={top_k}: a teacher restricted to its single most likely token is one-hot, which is SFT on "
+            "the teacher's greedy tokens, not logit distillation; use top_k >= 2, or top_k=None for the whole "
+            "vocabulary"
+        )
+    if beta == 1:
+        raise ValueError(
+            f"top_k={top_k} with the reverse KL: KL(student || teacher) is infinite wherever the student puts "
+            "mass outside the teacher's top-k; use top_k=None, or forward_kl / jsd with beta < 1"
+        )
+
+
+def top_k_divergence(
+    student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int, beta: float = 0.5, temperature: float = 1.0
+) -> torch.Tensor:
+    """Per-position JSD(beta) between the teacher renormalised over its ``k`` most likely tokens and
+    the student's *whole* distribution, both at ``temperature``.
+
+    The student's log-probabilities come from a softmax over the full vocabulary and are then read
+    at the teacher's top-k tokens, so student mass outside that set lowers them and is penalised
+    (renormalising the student over the set would hide it: with ``k = 1`` the loss would be 0). The
+    teacher is 0 outside the set, so there the student term of JSD(beta) is ``-log(1 - beta)`` times
+    the student's outside mass, which is computed exactly. ``beta = 0`` is the forward KL
+    ``sum_topk p (log p - log q)``; ``beta = 1`` (reverse KL) would be infinite and is refused.
+    Full teacher logits are still computed: this changes the target, it saves no memory.
+    """
+    check_top_k(k, beta)
+    dtype = torch.promote_types(student_logits.dtype, torch.float32)  # half precision is upcast, float64 kept
+    top_logits, top_index = teacher_logits.topk(k, dim=-1)
+    teacher = F.log_softmax(top_logits.to(dtype) / temperature, dim=-1)
+    student = F.log_softmax(student_logits.to(dtype) / temperature, dim=-1).gather(-1, top_index)
+    if beta == 0:
+        return (teacher.exp() * (teacher - student)).sum(-1)
+    b = torch.tensor(beta, dtype=student.dtype, device=student.device)
+    mixture = torch.logsumexp(torch.stack([student + torch.log1p(-b), teacher + torch.log(b)]), dim=0)
+    kl_teacher = (teacher.exp() * (teacher - mixture)).sum(-1)
+    outside = (-torch.expm1(torch.logsumexp(student, dim=-1))).clamp(min=0.0)  # the student's mass off the top-k
+    kl_student = (student.exp() * (student - mixture)).sum(-1) - outside * torch.log1p(-b)
+    return b * kl_teacher + (1 - b) * kl_student
 
 
 def generalized_jsd(
@@ -81,23 +121,28 @@ def kd_loss(
     gradients keep their scale when the softmaxes are softened).
 
     ``divergence`` is ``"forward_kl"`` (beta 0), ``"reverse_kl"`` (beta 1) or ``"jsd"`` (``beta``).
-    With ``top_k``, both distributions are restricted to the teacher's top-k tokens at each position.
-    Logits are (B, T, V); ``mask`` is (B, T), 1 where a completion token is predicted.
+    With ``top_k`` (at least 2; not with the reverse KL), the target is the teacher renormalised over
+    its top-k tokens at each position, against the student's whole distribution
+    (:func:`top_k_divergence`). Logits are (B, T, V); ``mask`` is (B, T), 1 where a completion token
+    is predicted.
     """
     if student_logits.shape[-1] != teacher_logits.shape[-1]:
         raise ValueError(f"student vocabulary {student_logits.shape[-1]} != teacher vocabulary {teacher_logits.shape[-1]}")
     b = {"forward_kl": 0.0, "reverse_kl": 1.0, "jsd": beta}[divergence]
-    if top_k is not None:
-        student_logits, teacher_logits = _restrict_to_top_k(student_logits, teacher_logits, top_k)
-    per_position = generalized_jsd(student_logits, teacher_logits, b, temperature)
+    if top_k is not None and top_k < teacher_logits.shape[-1]:
+        per_position = top_k_divergence(student_logits, teacher_logits, top_k, b, temperature)
+    else:
+        check_top_k(top_k, 0.0)  # a top_k as large as the vocabulary is the whole distribution
+        per_position = generalized_jsd(student_logits, teacher_logits, b, temperature)
     mask = mask.to(per_position.dtype)
     return (per_position * mask).sum() / mask.sum().clamp(min=1.0) * temperature**2
 
 
 def on_policy_reverse_kl(config: DistillConfig) -> DistillConfig:
     """The per-token reverse-KL on-policy setting: the student always samples (``lmbda=1``) and
-    minimises KL(student || teacher) on its own tokens."""
-    return replace(config, lmbda=1.0, divergence="reverse_kl", beta=1.0)
+    minimises KL(student || teacher) on its own tokens, over the whole vocabulary (``top_k=None``:
+    the reverse KL against a top-k teacher is infinite)."""
+    return replace(config, lmbda=1.0, divergence="reverse_kl", beta=1.0, top_k=None)
 
 
 # ---------------------------------------------------------------------- compute
@@ -126,11 +171,19 @@ class ComputeLedger:
         return self.teacher_forward + self.student_sampling + self.student_training
 
     def add(self, record: Record) -> None:
-        """Add a trainer record's ``flops/*`` metrics and ``step_time``."""
+        """Add a trainer record's ``flops/*`` metrics, steps and wall time.
+
+        A record merges a logging window of ``logged_steps`` steps: its ``flops/*`` are the window's
+        sums and its ``step_time`` the mean per step. A record without ``logged_steps`` (a step-0
+        evaluation, an older log) is one step when it has a ``step_time`` and none otherwise.
+        """
         for kind, metric in self.METRICS.items():
             setattr(self, kind, getattr(self, kind) + float(record.get(metric) or 0.0))
-        self.wall_seconds += float(record.get("step_time") or 0.0)
-        self.steps += 1 if "step_time" in record else 0
+        steps = record.get("logged_steps")
+        if steps is None:
+            steps = 1 if "step_time" in record else 0
+        self.wall_seconds += float(record.get("step_time") or 0.0) * steps
+        self.steps += int(steps)
 
     def as_dict(self) -> dict[str, float]:
         return {kind: getattr(self, kind) for kind in self.KINDS} | {"total": self.total, "wall_seconds": self.wall_seconds}
@@ -205,6 +258,7 @@ class DistillTrainer(SFTTrainer):
         if not isinstance(config, DistillConfig):
             raise TypeError(f"DistillTrainer needs a DistillConfig, got {type(config).__name__}")
         check_same_vocabulary(student, teacher, tokenizer)
+        check_top_k(config.top_k, {"forward_kl": 0.0, "reverse_kl": 1.0}.get(config.divergence, config.beta))
         if config.lmbda > 0 and (task is None or not prompts):
             raise ValueError("on-policy steps (lmbda > 0) need a task and prompts for the student to answer")
         if config.lmbda < 1 and not traces:
@@ -230,6 +284,9 @@ class DistillTrainer(SFTTrainer):
         teacher_logits = shape.batch * shape.completion_length * self.teacher.config.vocab_size * 4
         return replace(shape, generates=self.config.lmbda > 0, other_models_bytes=teacher + teacher_logits)
 
+    def attention_models(self) -> list[Any]:
+        return [self.model, self.teacher]
+
     def on_fresh_start(self) -> None:
         super().on_fresh_start()
         if self.prompts:
@@ -250,7 +307,8 @@ class DistillTrainer(SFTTrainer):
         """Student samples for ``count`` prompts, encoded like traces; with their sampling cost."""
         examples = self.prompt_stream.take(count)
         prompts = render_prompts(self.tokenizer, [self.task.prompt(e) for e in examples])
-        out = rollout(self.model, self.tokenizer, prompts, 1, self.config.max_new_tokens, self.config.temperature or 1.0,
+        # no `or 1.0` default: temperature 0 is rollout's greedy decoding, a setting of its own
+        out = rollout(self.model, self.tokenizer, prompts, 1, self.config.max_new_tokens, self.config.temperature,
                       generator=self.generator)
         rows = []
         lengths = out.completion_lengths.tolist()
@@ -282,7 +340,7 @@ class DistillTrainer(SFTTrainer):
         processed = sum(len(ids) for ids, _ in items)
         loss_sum = 0.0
         for rows in self.batches(items):
-            batch = {k: v.to(self.device) for k, v in collate_rows(rows, self.tokenizer.pad_token_id).items()}
+            batch = self.collate(rows)
             mask = (batch.pop("labels")[:, 1:] != -100)
             with torch.no_grad(), self.autocast():
                 teacher_logits = self.teacher(**batch, use_cache=False).logits[:, :-1]
@@ -353,7 +411,8 @@ class DistillationExperiment:
 
     The budget is what GRPO on the student spends in ``grpo.max_steps`` steps (arm ``rl``). The
     other arms train until their ledger reaches it, teacher traces included. Every arm resumes after
-    a kill and is skipped when it has finished.
+    a kill and is skipped when it has finished; a Ctrl-C stops the experiment with a
+    ``KeyboardInterrupt`` and leaves the arm to resume.
     """
 
     ARMS = ("rl", "sft", "logit_kd", "on_policy", "sft_then_rl")
@@ -380,7 +439,8 @@ class DistillationExperiment:
     def load_teacher(self):
         from .models import load_model_and_tokenizer
 
-        return load_model_and_tokenizer(replace(self.student, name_or_path=str(self.teacher_dir)))
+        # the teacher only samples and grades: frozen, in the spec's own (half, on a GPU) precision
+        return load_model_and_tokenizer(replace(self.student, name_or_path=str(self.teacher_dir), lora=None), trainable=False)
 
     def traces(self) -> Traces:
         """The teacher's verified traces for the first ``num_trace_prompts`` training prompts (cached)."""
@@ -402,6 +462,17 @@ class DistillationExperiment:
     def _upfront(self) -> ComputeLedger:
         traces = self.traces()
         return ComputeLedger(teacher_forward=traces.teacher_flops, wall_seconds=traces.seconds)
+
+    @staticmethod
+    def _train_arm(name: str, trainer: Trainer) -> None:
+        """Train (resuming where the arm stopped). Only an arm that ran to its end, its steps or its
+        budget, may be recorded as done: a Ctrl-C leaves it unfinished (its checkpoint is saved) and
+        stops the whole experiment rather than going on to the next arm."""
+        trainer.train(resume_from=True)
+        if trainer.outcome == "interrupted":
+            raise KeyboardInterrupt(f"arm {name!r} interrupted at step {trainer.state.step}; run again to resume it")
+        if trainer.outcome not in ("completed", "stopped"):
+            raise RuntimeError(f"arm {name!r}: training ended with outcome {trainer.outcome!r}")
 
     def _finish(self, name: str, trainer: Trainer, upfront: ComputeLedger | None) -> ArmResult:
         ledger, curve = compute_curve(trainer.state.history, upfront)
@@ -440,7 +511,7 @@ class DistillationExperiment:
                               eval_examples=self.eval_examples, progress=self.progress)
         if budget is not None:
             trainer.add_callback(Budget(ComputeLedger(), budget, upfront))
-        trainer.train(resume_from=True)
+        self._train_arm(name, trainer)
         return self._finish(name, trainer, upfront)
 
     @property
@@ -487,7 +558,7 @@ class DistillationExperiment:
             trainer = DistillTrainer(student, tokenizer, teacher, traces, config, self.root / name, task=self.task,
                                      prompts=self.train_examples, eval_examples=self.eval_examples, progress=self.progress)
         trainer.add_callback(Budget(ComputeLedger(), budget, upfront))
-        trainer.train(resume_from=True)
+        self._train_arm(name, trainer)
         return self._finish(name, trainer, upfront)
 
     def sft(self) -> ArmResult:

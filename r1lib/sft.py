@@ -10,8 +10,9 @@ with ``completion_only_loss=False``). Data can come as TRL's dataset shapes in a
   last assistant message being the completion;
 * prompt-completion: ``{"prompt": [...messages...] or "text", "completion": [...] or "text"}``.
 
-Bad input (malformed jsonl, an empty set, an example longer than the context) is an error before
-any compute.
+Bad input (malformed jsonl, an empty set, an empty completion, an example longer than the context)
+is an error before any compute. Batches carry ``position_ids`` and no attention mask, so that eager,
+SDPA and FlashAttention all keep packed examples apart (:func:`collate_rows`).
 """
 
 from __future__ import annotations
@@ -128,32 +129,46 @@ def pack(encoded: Sequence[tuple[list[int], int]], max_length: int) -> list[list
     return rows
 
 
+def uses_flash_attention(model: Any) -> bool:
+    """Whether ``model`` runs a FlashAttention kernel (``flash_attention_2``, ``flash_attention_3``, a
+    hub kernel): those separate packed sequences only in a batch of one row (see :func:`collate_rows`)."""
+    return "flash" in str(getattr(getattr(model, "config", None), "_attn_implementation", None) or "")
+
+
 def collate_rows(
-    rows: Sequence[Sequence[tuple[list[int], int]]], pad_id: int, completion_only: bool = True
+    rows: Sequence[Sequence[tuple[list[int], int]]], pad_id: int, completion_only: bool = True,
+    padding_free: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """Right-padded ``input_ids``, ``labels``, ``position_ids`` and a 4-D attention mask for rows of
-    one or more (packed) examples. Each example attends only to itself, causally, and its positions
-    start at 0, so a packed example is computed exactly as it would be alone."""
+    """``input_ids``, ``labels`` and ``position_ids`` for rows of one or more (packed) examples, with
+    no attention mask: the positions alone keep the examples apart, as in TRL's padding-free SFT.
+
+    Each example's positions restart at 0. From those restarts transformers builds a block-diagonal
+    causal mask for ``sdpa`` and ``eager`` attention (``find_packed_sequence_indices`` in
+    ``masking_utils``), and FlashAttention reads them as sequence boundaries when the batch is a
+    single row: ``padding_free`` concatenates every example of ``rows`` into one unpadded row for it.
+    Right padding continues the last example's positions, so it belongs to that example's block and
+    comes after all of its tokens: causality alone keeps real tokens from seeing it (its labels are
+    -100). A batch of one example per row is then plain causal, and SDPA runs its fused kernel.
+    Call the model with ``use_cache=False``: transformers looks for packed sequences only without a cache.
+    """
+    if padding_free:
+        rows = [[item for row in rows for item in row]]
     width = max(sum(len(ids) for ids, _ in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), -100, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
-    segment = torch.full((len(rows), width), -1, dtype=torch.long)
     for r, row in enumerate(rows):
         start = 0
-        for s, (ids, prompt_len) in enumerate(row):
+        for ids, prompt_len in row:
             end = start + len(ids)
             input_ids[r, start:end] = torch.tensor(ids)
-            first = prompt_len if completion_only else 1  # a row's first token has nothing of its own before it
+            first = prompt_len if completion_only else 1  # an example's first token has nothing of its own before it
             labels[r, start + first : end] = torch.tensor(ids[first:])
             positions[r, start:end] = torch.arange(len(ids))
-            segment[r, start:end] = s
             start = end
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
-    same = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
-    eye = torch.eye(width, dtype=torch.bool)  # padding attends to itself so that no row is empty
-    mask = (same & causal) | eye
-    return {"input_ids": input_ids, "labels": labels, "position_ids": positions, "attention_mask": mask[:, None]}
+        last_length = len(row[-1][0])
+        positions[r, start:] = torch.arange(last_length, last_length + width - start)
+    return {"input_ids": input_ids, "labels": labels, "position_ids": positions}
 
 
 class SFTTrainer(Trainer):
@@ -207,14 +222,18 @@ class SFTTrainer(Trainer):
         for i, example in enumerate(examples):
             if not isinstance(example, SFTExample):
                 raise TypeError(f"example {i} is a {type(example).__name__}, not an SFTExample")
+            if not example.completion.strip():
+                # encode_sft appends end-of-sequence, so an empty reply would still train, on stopping at once
+                raise ValueError(
+                    f"example {i} has an empty completion ({example.completion!r}): SFT would teach the model to "
+                    "answer with nothing; drop the example or give it the assistant's reply"
+                )
             ids, prompt_len = encode_sft(tokenizer, example)
             if limit is not None and len(ids) > limit:
                 raise ValueError(
                     f"example {i} has {len(ids)} tokens ({prompt_len} prompt + {len(ids) - prompt_len} completion), "
                     f"more than max_length={limit}; shorten it, drop it, or raise max_length"
                 )
-            if len(ids) == prompt_len:
-                raise ValueError(f"example {i} has an empty completion")
             encoded.append((ids, prompt_len))
         return encoded
 
@@ -242,9 +261,19 @@ class SFTTrainer(Trainer):
         buckets = min(len(ordered), cfg.gradient_accumulation_steps * self.LENGTH_BUCKETS)
         return [[[e] for e in ordered[b * len(ordered) // buckets : (b + 1) * len(ordered) // buckets]] for b in range(buckets)]
 
+    def attention_models(self) -> list[Any]:
+        """The models that run on the collated batches (their attention decides the layout)."""
+        return [self.model]
+
+    def collate(self, rows: list[list[tuple[list[int], int]]], completion_only: bool = True) -> dict[str, torch.Tensor]:
+        """:func:`collate_rows` on the device, padding-free when a model runs FlashAttention."""
+        padding_free = any(uses_flash_attention(m) for m in self.attention_models())
+        batch = collate_rows(rows, self.tokenizer.pad_token_id, completion_only, padding_free=padding_free)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
     def loss_sum(self, rows: list[list[tuple[list[int], int]]]) -> tuple[torch.Tensor, int]:
         """Summed cross-entropy over the rows' label tokens, and how many tokens that is."""
-        batch = {k: v.to(self.device) for k, v in collate_rows(rows, self.tokenizer.pad_token_id, self.config.completion_only_loss).items()}
+        batch = self.collate(rows, self.config.completion_only_loss)
         labels = batch.pop("labels")
         with self.autocast():
             logits = self.model(**batch, use_cache=False).logits
@@ -266,8 +295,9 @@ class SFTTrainer(Trainer):
         return {"loss": loss_sum / total, "num_tokens": float(total), "flops/training": 6.0 * self.num_parameters * processed}
 
     def evaluate(self) -> dict[str, float]:
+        # no `or 1.0` default: temperature 0 is rollout's greedy decoding, a setting of its own
         result = evaluate_policy(
-            self.model, self.tokenizer, self.eval_task, self.eval_examples, temperature=self.config.temperature or 1.0,
+            self.model, self.tokenizer, self.eval_task, self.eval_examples, temperature=self.config.temperature,
             max_new_tokens=self.config.max_new_tokens, seed=self.config.seed + 1,
         )
         return {f"eval/{k}": v for k, v in result.summary().items()}

@@ -1,7 +1,9 @@
 """Distillation: KD losses by hand and against TRL's GKD, the compute ledger and budget, the shared
 vocabulary check, the end-of-sequence guard, and a student that moves towards its teacher."""
 
+import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,14 +12,19 @@ from r1lib.configs import DistillConfig
 from r1lib.distill import (
     Budget,
     ComputeLedger,
+    DistillationExperiment,
     DistillTrainer,
     check_same_vocabulary,
+    compute_curve,
     generalized_jsd,
     generate_traces,
     kd_loss,
     on_policy_reverse_kl,
 )
-from r1lib.sft import SFTExample
+from r1lib.models import ModelSpec
+from r1lib.rollout import render_prompts, rollout
+from r1lib.sft import SFTExample, save_sft_jsonl
+from r1lib.stream import ExampleStream
 from r1lib.tasks import ChainTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 
@@ -78,12 +85,50 @@ def test_generalized_jsd_equals_trl_gkd(beta, temperature):
     assert ours.item() == pytest.approx(theirs.item(), abs=1e-6)
 
 
-def test_top_k_restricts_both_distributions_to_the_teacher_support():
-    teacher = torch.tensor([[[3.0, 2.0, -5.0, -6.0]]])
-    student = torch.tensor([[[0.0, 1.0, 4.0, 0.0]]])
-    restricted = kd_loss(student, teacher, ONE, "forward_kl", top_k=2).item()
-    by_hand = kl(torch.softmax(torch.tensor([3.0, 2.0]), 0).tolist(), torch.softmax(torch.tensor([0.0, 1.0]), 0).tolist())
-    assert restricted == pytest.approx(by_hand, abs=1e-6)
+def test_top_k_penalises_student_mass_outside_the_teachers_top_k():
+    # The teacher's mass is all on tokens {0, 1}; the student's is mostly on token 5.
+    teacher = torch.tensor([[[2.0, 1.0, -30.0, -30.0, -30.0, -30.0]]])
+    student = torch.tensor([[[0.0, 0.0, 0.0, 0.0, 0.0, 8.0]]])
+    p = [math.exp(2) / (math.exp(2) + math.e), math.e / (math.exp(2) + math.e)]  # the teacher renormalised on {0, 1}
+    log_q = -math.log(5 + math.exp(8))  # the student's log-probability of token 0 and of token 1, over all 6 tokens
+    by_hand = sum(x * (math.log(x) - log_q) for x in p)
+    loss = kd_loss(student, teacher, ONE, "forward_kl", top_k=2).item()
+    assert loss == pytest.approx(by_hand, rel=1e-6) and loss > 7
+    # A student that matches the teacher on {0, 1} and puts nothing elsewhere has (almost) no loss.
+    assert kd_loss(teacher.clone(), teacher, ONE, "forward_kl", top_k=2).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 0.9])
+def test_top_k_equals_the_whole_vocabulary_when_the_teacher_has_no_other_mass(beta):
+    generator = torch.Generator().manual_seed(0)
+    student = torch.randn(2, 3, 9, generator=generator, dtype=torch.float64) * 2
+    teacher = torch.randn(2, 3, 9, generator=generator, dtype=torch.float64)
+    teacher[..., 4:] = -1e4  # the teacher's top 4 tokens hold all of its mass
+    mask = torch.ones(2, 3)
+    full = kd_loss(student, teacher, mask, "jsd", beta=beta, temperature=0.7)
+    top_k = kd_loss(student, teacher, mask, "jsd", beta=beta, temperature=0.7, top_k=4)
+    assert top_k.item() == pytest.approx(full.item(), rel=1e-9)
+
+
+def test_top_k_below_two_and_with_the_reverse_kl_is_refused(tiny_tokenizer):
+    with pytest.raises(ValueError, match="top_k=1: a teacher restricted to its single most likely token is one-hot"):
+        kd_loss(STUDENT_LOGITS, TEACHER_LOGITS, ONE, "forward_kl", top_k=1)
+    logits = torch.randn(1, 1, 6)
+    with pytest.raises(ValueError, match="top_k=2 with the reverse KL: .* infinite"):
+        kd_loss(logits, logits, ONE, "reverse_kl", top_k=2)
+    teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
+    student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
+    traces = [SFTExample([{"role": "user", "content": "1+1"}], "<answer>2</answer>")]
+    with pytest.raises(ValueError, match=r"top_k must be None or >= 2"):
+        DistillConfig(top_k=1)
+    for settings in (dict(divergence="reverse_kl"), dict(divergence="jsd", beta=1.0)):
+        with pytest.raises(ValueError, match=r"top_k needs forward_kl or jsd with beta < 1"):
+            DistillConfig(top_k=8, **settings)
+    config = DistillConfig(top_k=8, divergence="forward_kl")
+    object.__setattr__(config, "divergence", "reverse_kl")  # changed after validation: the trainer checks again
+    with pytest.raises(ValueError, match="top_k=8 with the reverse KL"):
+        DistillTrainer(student, tiny_tokenizer, teacher, traces, config, progress=False)
+    assert on_policy_reverse_kl(DistillConfig(top_k=64)).top_k is None  # on-policy reverse KL: the whole vocabulary
 
 
 def test_a_vocabulary_mismatch_names_both_sizes(tiny_tokenizer):
@@ -114,6 +159,32 @@ def test_ledger_and_budget_stop_a_run(tiny_tokenizer):
     assert ledger.total >= 3.5 * one_step.total and ledger.steps == 4
 
 
+def test_a_merged_logging_window_counts_all_its_steps():
+    ledger = ComputeLedger()
+    ledger.add({"step": 0, "eval/pass@1": 0.1})  # step 0's evaluation: no step
+    ledger.add({"step": 3, "flops/training": 30.0, "flops/teacher": 6.0, "step_time": 0.5, "logged_steps": 3})
+    assert (ledger.steps, ledger.wall_seconds, ledger.total) == (3, 1.5, 36.0)
+    ledger.add({"step": 4, "flops/training": 10.0, "step_time": 0.25})  # an older record: one step
+    assert (ledger.steps, ledger.wall_seconds, ledger.total) == (4, 1.75, 46.0)
+
+
+def test_the_ledger_is_the_same_whatever_the_logging_window(tiny_tokenizer):
+    teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
+    task = ChainTask(max_terms=4)
+    traces = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(32, seed=0)]
+    ledgers = {}
+    for logging_steps in (1, 3):
+        config = DistillConfig(max_steps=6, per_device_train_batch_size=4, logging_steps=logging_steps, eval_steps=1000)
+        student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
+        history = DistillTrainer(student, tiny_tokenizer, teacher, traces, config, progress=False).train()
+        assert len(history) == 6 // logging_steps
+        ledgers[logging_steps], _ = compute_curve(history)
+    assert ledgers[1].steps == ledgers[3].steps == 6
+    for kind in ComputeLedger.KINDS:
+        assert getattr(ledgers[3], kind) == pytest.approx(getattr(ledgers[1], kind), rel=1e-12), kind
+    assert ledgers[3].total > 0
+
+
 def test_the_end_of_sequence_guard_fires(tiny_tokenizer):
     teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
     student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
@@ -128,6 +199,25 @@ def test_the_end_of_sequence_guard_fires(tiny_tokenizer):
         history = trainer.train()
     assert history[0]["distill/truncated_fraction"] == 1.0 and history[0]["distill/on_policy"] == 1.0
     assert history[0]["flops/sampling"] > 0
+
+
+@pytest.mark.filterwarnings("ignore:step 1.*stopped ending its answers")  # an untrained student never stops
+def test_temperature_zero_samples_on_policy_greedily(tiny_tokenizer):
+    teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
+    student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
+    task = ChainTask(max_terms=3)
+    prompts = task.generate(4, seed=0)
+    config = DistillConfig(max_steps=1, per_device_train_batch_size=4, lmbda=1.0, temperature=0.0, max_new_tokens=8,
+                           eval_steps=1000)
+    trainer = DistillTrainer(student, tiny_tokenizer, teacher, [], config, task=task, prompts=prompts, progress=False)
+    rows, _ = trainer._on_policy_rows(4)
+    drawn = ExampleStream(prompts, seed=config.seed).take(4)  # the prompts the trainer drew
+    rendered = render_prompts(tiny_tokenizer, [task.prompt(e) for e in drawn])
+    greedy = rollout(student, tiny_tokenizer, rendered, 1, 8, 0.0)
+    for i, (ids, prompt_len) in enumerate(rows):
+        prompt = greedy.prompt_ids[i][greedy.prompt_mask[i].bool()].tolist()
+        assert ids == prompt + greedy.completion_ids[i, : int(greedy.completion_lengths[i])].tolist()
+        assert prompt_len == len(prompt)
 
 
 def test_logit_distillation_moves_the_student_towards_the_teacher(tiny_tokenizer):
@@ -150,8 +240,41 @@ def test_logit_distillation_moves_the_student_towards_the_teacher(tiny_tokenizer
         batch = collate_rows([[encode_sft(tiny_tokenizer, e)] for e in held_out], tiny_tokenizer.pad_token_id)
         mask = batch.pop("labels")[:, 1:] != -100
         with torch.no_grad():
-            return kd_loss(student(**batch).logits[:, :-1], teacher(**batch).logits[:, :-1], mask, "forward_kl").item()
+            student_logits = student(**batch, use_cache=False).logits[:, :-1]
+            return kd_loss(student_logits, teacher(**batch, use_cache=False).logits[:, :-1], mask, "forward_kl").item()
 
     before = divergence()
     trainer.train()
     assert divergence() < 0.7 * before
+
+
+def test_an_interrupted_arm_is_not_done_and_stops_the_experiment(tiny_base_path, tmp_path, monkeypatch):
+    task = ChainTask(max_terms=3)
+    traces = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(16, seed=0)]
+    save_sft_jsonl(traces, tmp_path / "traces" / "traces.jsonl")  # cached traces: no teacher sampling
+    (tmp_path / "traces" / "traces.json").write_text(json.dumps({"counts": {}, "teacher_flops": 0.0, "seconds": 0.0}))
+    config = DistillConfig(per_device_train_batch_size=4, divergence="forward_kl", eval_steps=1000)
+    experiment = DistillationExperiment(tiny_base_path, ModelSpec(str(tiny_base_path)), task, task.generate(16, seed=1),
+                                        [], tmp_path, grpo=None, distill=config, reward_funcs=[], progress=False)
+    monkeypatch.setattr(experiment, "_steps_within", lambda *args: 4)
+    original_step = DistillTrainer.training_step
+
+    def interrupted_step(self):  # Ctrl-C in the middle of step 3's compute
+        if self.state.step == 2:
+            raise KeyboardInterrupt
+        return original_step(self)
+
+    monkeypatch.setattr(DistillTrainer, "training_step", interrupted_step)
+    with pytest.raises(KeyboardInterrupt, match="arm 'logit_kd' interrupted at step 2"):
+        experiment._distill("logit_kd", "kd", config, budget=1e30)
+    assert not (tmp_path / "logit_kd" / "result.json").exists() and experiment._done("logit_kd") is None
+    assert (tmp_path / "logit_kd" / "checkpoints" / "step-000002").exists()
+
+    monkeypatch.setattr(DistillTrainer, "training_step", original_step)  # run again: the arm resumes and finishes
+    result = experiment._distill("logit_kd", "kd", config, budget=1e30)
+    assert [r["step"] for r in result.history] == [1, 2, 3, 4] and result.ledger.steps == 4
+    assert json.loads((tmp_path / "logit_kd" / "result.json").read_text())["steps"] == 4
+    assert experiment._done("logit_kd") is not None
+
+    stopped = experiment._distill("budgeted", "kd", config, budget=1.0)  # a budget stop is an arm's legitimate end
+    assert json.loads((tmp_path / "budgeted" / "result.json").read_text())["steps"] == 1 and stopped.ledger.steps == 1

@@ -8,7 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import r1lib.sft
 from r1lib.configs import SFTConfig
+from r1lib.evaluate import evaluate
 from r1lib.sft import (
     SFTExample,
     SFTTrainer,
@@ -21,6 +23,7 @@ from r1lib.sft import (
 )
 from r1lib.tasks import ChainTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
+from r1lib.trainer import TrainerCallback
 
 SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
 
@@ -71,6 +74,32 @@ def test_bad_input_is_refused_before_any_compute(random_model, tiny_tokenizer):
         SFTTrainer(random_model, tiny_tokenizer, [{"prompt": "1", "completion": "2"}], config)
 
 
+@pytest.mark.parametrize("completion", ["", "  \n"])
+def test_an_empty_completion_is_refused_naming_the_example(random_model, tiny_tokenizer, completion):
+    examples = chain_examples(3)
+    examples[1] = SFTExample(examples[1].prompt, completion)
+    with pytest.raises(ValueError, match=r"example 1 has an empty completion .*drop the example or give it the assistant"):
+        SFTTrainer(random_model, tiny_tokenizer, examples, SFTConfig(max_steps=1))
+
+
+def test_temperature_zero_evaluates_greedily(random_model, tiny_tokenizer, monkeypatch):
+    task = ChainTask(max_terms=3)
+    held_out = task.generate(4, seed=9)
+    temperatures = []
+
+    def spy(*args, **kwargs):
+        temperatures.append(kwargs["temperature"])
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(r1lib.sft, "evaluate_policy", spy)
+    trainer = SFTTrainer(random_model, tiny_tokenizer, chain_examples(4), SFTConfig(max_steps=1, temperature=0.0,
+                         max_new_tokens=6, eval_examples=4), eval_task=task, eval_examples=held_out, progress=False)
+    metrics = trainer.evaluate()
+    assert temperatures == [0.0]
+    greedy = evaluate(random_model, tiny_tokenizer, task, held_out, temperature=0.0, max_new_tokens=6, seed=12345)
+    assert metrics == {f"eval/{k}": v for k, v in greedy.summary().items()}
+
+
 def test_loss_is_the_mean_over_completion_tokens_by_hand(random_model, tiny_tokenizer):
     examples = chain_examples(3)
     config = SFTConfig(max_steps=1, per_device_train_batch_size=3, learning_rate=1e-9)
@@ -98,25 +127,52 @@ def test_packing_computes_each_example_as_if_alone(random_model, tiny_tokenizer)
     def loss(batch):
         labels = batch.pop("labels")
         with torch.no_grad():
-            logits = random_model(**batch).logits
+            logits = random_model(**batch, use_cache=False).logits  # with a cache, packing goes undetected
         return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
                                ignore_index=-100, reduction="sum").item()
 
     assert loss(packed) == pytest.approx(loss(single), rel=1e-5)
 
 
-def test_sft_learns_and_resumes(tiny_tokenizer, tmp_path):
+class StopAt(TrainerCallback):
+    """Stops a run after ``step`` (its checkpoint is saved), as a kill after a save would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_log(self, trainer, record) -> None:
+        if record["step"] == self.step:
+            trainer.request_stop()
+
+
+def test_sft_learns_and_resumes_exactly(tiny_tokenizer, tmp_path):
     examples = chain_examples(64)
-    config = SFTConfig(max_steps=40, per_device_train_batch_size=16, learning_rate=3e-3, save_steps=20, eval_steps=40,
-                       eval_examples=16, max_new_tokens=8)
-    model = build_tiny_model(tiny_tokenizer, SMALL, seed=0)
+    config = SFTConfig(max_steps=40, per_device_train_batch_size=16, learning_rate=3e-3, lr_scheduler_type="cosine",
+                       warmup_steps=4, save_steps=20, eval_steps=20, eval_examples=16, max_new_tokens=8)
     task = ChainTask(max_terms=3)
-    history = SFTTrainer(model, tiny_tokenizer, examples, config, tmp_path, eval_task=task,
-                         eval_examples=task.generate(16, seed=9), progress=False).train()
+
+    def trainer(folder, seed=0, callbacks=()):
+        return SFTTrainer(build_tiny_model(tiny_tokenizer, SMALL, seed=seed), tiny_tokenizer, examples, config,
+                          tmp_path / folder, eval_task=task, eval_examples=task.generate(16, seed=9),
+                          callbacks=callbacks, progress=False)
+
+    whole = trainer("whole")
+    history = whole.train()
     steps = [r for r in history if r["step"] > 0]
     assert steps[-1]["loss"] < steps[0]["loss"] / 2  # from ~4.7 nats per token, the answers become predictable
     assert history[0]["step"] == 0 and "eval/pass@1" in history[-1]
-    assert (tmp_path / "checkpoints" / "step-000040" / "model.safetensors").exists()
+
+    first = trainer("resumed", callbacks=[StopAt(20)])
+    first.train()
+    checkpoints = tmp_path / "resumed" / "checkpoints"
+    assert first.state.step == 20 and (checkpoints / "step-000020" / "model.safetensors").exists()
+    second = trainer("resumed", seed=1)  # other initial weights: all that continues must come from the checkpoint
+    resumed = second.train(resume_from=True)
+    assert second.state.step == 40 and (checkpoints / "step-000040" / "model.safetensors").exists()
+    for (name, a), b in zip(whole.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    keys = ("step", "loss", "grad_norm", "learning_rate", "num_tokens", "eval/pass@1")
+    assert [[r.get(k) for k in keys] for r in resumed] == [[r.get(k) for k in keys] for r in history]
 
 
 def test_epochs_set_the_number_of_steps(random_model, tiny_tokenizer):

@@ -205,7 +205,7 @@ print("a sample:", repr(tokenizer.decode(sample[0][sample[1]:])))
 #
 # ## The GPU profile
 #
-# On a free T4, the same `DistillationExperiment` runs with a Qwen2.5-1.5B teacher and a Qwen2.5-0.5B student (one tokenizer family, one vocabulary) on GSM8K: `top_k` keeps the teacher's 64 most likely tokens per position so that a 151,936-token vocabulary costs 64 numbers, not 151,936. Notebook 08's memory estimate for these settings:
+# On a free T4, the same `DistillationExperiment` runs with a Qwen2.5-1.5B teacher and a Qwen2.5-0.5B student (one tokenizer family, one vocabulary) on GSM8K: `top_k=64` makes the target the teacher's 64 most likely tokens per position (renormalised), scored against the student's whole distribution, so the student's mass on any of the other 151,872 tokens still counts against it. It changes the target, not the memory: the teacher's full logits are still computed. Notebook 08's memory estimate for these settings:
 
 # %%
 from r1lib.hardware import KNOWN_SHAPES, estimate_memory, format_bytes
@@ -246,8 +246,9 @@ trainer = DistillTrainer(student, tokenizer, teacher, traces.examples, replace(d
                          progress=False)
 history = trainer.train()
 print(f"top-5 logit KD, 20 steps: loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
-# Tokens outside the top 5 carry almost no teacher mass in a confident model, so the loss changes little; in a
-# 151k vocabulary the saving (5 numbers per position instead of 151k) is what makes logit KD affordable.
+# The target is now the teacher's 5 likeliest tokens, renormalised; the student is still scored with its whole
+# distribution, so mass it puts outside those 5 is penalised. What is lost is the teacher's ranking among the
+# rest (its "dark knowledge"), which a confident teacher gives little weight anyway.
 
 # %% [solution]
 # Solution to exercise 3 (collapsed).

@@ -101,6 +101,7 @@ def for_task(reward: RewardFunc, task_name: str) -> RewardFunc:
         return scores
 
     scoped.__name__ = f"{getattr(reward, '__name__', 'reward')}"
+    scoped.task_name = task_name  # type: ignore[attr-defined]  # lets scoring tell "not its task" from "broken"
     return scoped
 
 

@@ -2,7 +2,8 @@
 
 Prompts of different lengths are left-padded and given explicit position ids, so that every row
 sees exactly the positions it would see alone. Sampling stops as soon as every row has produced
-EOS. ``model.generate`` is the reference this loop is tested against (same tokens when greedy).
+a stop token (EOS, or any end-of-turn id of the model's generation config). ``model.generate``
+is the reference this loop is tested against (same tokens when greedy).
 """
 
 from __future__ import annotations
@@ -107,6 +108,23 @@ def render_prompts(tokenizer, conversations: list[Messages], prefill: str = "") 
     ]
 
 
+def stop_token_ids_of(model, tokenizer) -> list[int]:
+    """The tokens that end a completion: the tokenizer's EOS and every id of the model's
+    ``generation_config.eos_token_id`` (an int or a list), as ``model.generate`` uses them.
+
+    Chat models often end a turn with a token other than the tokenizer's EOS (``<|im_end|>`` in
+    Qwen-Instruct, ``<|eot_id|>`` in Llama 3) and list it only in their generation config.
+    """
+    ids = [tokenizer.eos_token_id]
+    config = getattr(model, "generation_config", None)
+    extra = getattr(config, "eos_token_id", None)
+    ids += extra if isinstance(extra, (list, tuple)) else [extra]
+    found = list(dict.fromkeys(int(i) for i in ids if i is not None))  # ordered, without repeats
+    if not found:
+        raise ValueError("no stop token: the tokenizer has no eos_token_id and the model's generation config none")
+    return found
+
+
 def _sample_next(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
     if temperature == 0.0:
         return logits.argmax(dim=-1)
@@ -135,7 +153,8 @@ def rollout(
 ) -> Rollout:
     """Sample ``num_generations`` completions for each rendered prompt string.
 
-    ``temperature=0`` is greedy decoding. ``stop_token_ids`` defaults to the tokenizer's EOS.
+    ``temperature=0`` is greedy decoding. ``stop_token_ids`` defaults to :func:`stop_token_ids_of`: the
+    tokenizer's EOS and the model's ``generation_config.eos_token_id`` (int or list).
     With ``fast`` (the default), Qwen2/Llama models are run by :class:`r1lib.decoder.IncrementalDecoder`;
     other models, and ``fast=False``, use the model's own forward with a ``DynamicCache``.
     """
@@ -147,7 +166,7 @@ def rollout(
         raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    stops = torch.tensor(stop_token_ids or [tokenizer.eos_token_id], device=device)
+    stops = torch.tensor(stop_token_ids or stop_token_ids_of(model, tokenizer), device=device)
 
     encoded = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
     unique_ids, unique_mask = encoded["input_ids"].to(device), encoded["attention_mask"].to(device)

@@ -53,9 +53,16 @@ def test_all_equal_rewards_give_zero_update_and_finite_metrics(tmp_path):
 
 
 def test_all_truncated_and_empty_completions_stay_finite(tmp_path):
-    # max_completion_length=1: every completion is one token and, almost surely, truncated and masked.
+    # max_completion_length=1: the random model never starts with EOS, so all 8 completions are cut
+    # after one token; with mask_truncated_completions none of them may reach the loss.
     trainer = trainer_with(tmp_path, reward_funcs=[length_reward], max_completion_length=1, mask_truncated_completions=True)
-    assert all_finite(trainer.step())
+    before = copy.deepcopy(trainer.model.state_dict())
+    metrics = trainer.step()
+    assert all_finite(metrics) and metrics["completions/clipped_ratio"] == 1.0
+    assert metrics["completions/mean_length"] == 1.0 and metrics["num_tokens"] == 8.0
+    assert trainer._batch.completion_mask.sum() == 8 and trainer._batch.loss_mask.sum() == 0  # all masked
+    assert metrics["loss"] == 0.0 and metrics["kl"] == 0.0
+    assert all(torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())  # nothing to learn from
     trainer = trainer_with(tmp_path, reward_funcs=[lambda p, c, **k: [0.0 if i % 2 else 1.0 for i in range(len(c))]],
                            loss_type="grpo", scale_rewards="group")
     trainer.model.lm_head.register_forward_hook(lambda m, i, o: o.index_fill(-1, torch.tensor([trainer.tokenizer.eos_token_id]), 1e4))
@@ -177,18 +184,33 @@ def test_an_always_nan_reward_warns_and_is_not_logged_as_zero(tmp_path):
         return [float("nan")] * len(completions)
 
     trainer = trainer_with(tmp_path, reward_funcs=[broken, length_reward], max_steps=1)
-    with pytest.warns(UserWarning, match="'broken' returned NaN or inf for all 8 completions"):
+    with pytest.warns(UserWarning, match=r"'broken' abstained \(returned None or NaN\) on all 8 completions"):
         history = trainer.train()
     assert history[-1]["rewards/broken/mean"] is None
     logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert logged["rewards/broken/mean"] is None and logged["rewards/length_reward/mean"] > 0
 
 
-def test_prompts_longer_than_the_model_warn(tmp_path):
+def test_prompts_longer_than_the_model_are_refused_before_any_compute(tmp_path):
     base = make_trainer(str(tmp_path / "run"), 2)
-    long_example = ChainTask().make_example([1] * 125)  # 249 characters + 2 chat tokens + 8 new tokens > 256
-    with pytest.warns(UserWarning, match="beyond the model's 256"):
-        GRPOTrainer(base.model, base.tokenizer, base.task, base.reward_funcs, [long_example], base.config, None)
+    task = ChainTask()
+    long_example = task.make_example([1] * 125)  # 249 characters + 2 chat tokens + 8 new tokens > 256
+    longer = task.make_example([1] * 126)
+    examples = [long_example, *base.train_examples[:3], longer]
+    run = tmp_path / "refused"
+    with pytest.raises(ValueError) as error:
+        GRPOTrainer(base.model, base.tokenizer, base.task, base.reward_funcs, examples, base.config, run)
+    message = str(error.value)
+    assert "2 of 5 training prompts are too long: the longest has 253 tokens" in message
+    assert "max_completion_length=8 a sequence reaches 261 positions, beyond the model's limit of 256" in message
+    assert "keep only examples whose prompt has at most 248 tokens, or lower max_completion_length" in message
+    assert not run.exists()  # refused before anything was written
+    with pytest.raises(ValueError, match="lower max_completion_length below 256"):
+        GRPOTrainer(base.model, base.tokenizer, base.task, base.reward_funcs, base.train_examples,
+                    replace(base.config, max_completion_length=300), None)
+    fits = GRPOTrainer(base.model, base.tokenizer, base.task, base.reward_funcs, [task.make_example([1] * 122)],
+                       base.config, None)  # 243 characters + 2 chat tokens + 8 new tokens <= 256 fits
+    assert fits.longest_prompt == 245
 
 
 def test_score_groups_is_the_public_scoring_function(tmp_path):

@@ -131,3 +131,93 @@ def test_rollout_on_cuda_matches_the_cpu_and_generate(tiny_base_path, dtype):
         assert (on_gpu.completion_lengths > 0).all() and len(on_gpu.texts) == 2 * len(prompts)
     sampled = rollout(model, tokenizer, prompts, 4, 24, temperature=1.0, generator=torch.Generator("cuda").manual_seed(0))
     assert sampled.completion_lengths.float().std() > 0  # sampling on the GPU varies
+
+
+# ----------------------------------------------------------------------------- stop tokens and GQA
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["incremental-decoder", "model-forward"])
+@pytest.mark.parametrize("as_list", [True, False], ids=["eos-list", "eos-int"])
+def test_rollout_stops_on_the_generation_configs_eos_ids(tiny_base_path, fast, as_list):
+    """Chat models end a turn with a token listed only in ``generation_config.eos_token_id`` (often a
+    list: Qwen-Instruct's <|im_end|>, Llama 3's <|eot_id|>). Here "</think>" plays that part: rows
+    must stop on it, unmarked as truncated, exactly where ``model.generate`` stops."""
+    from r1lib.models import ModelSpec, load_model_and_tokenizer
+    from r1lib.tasks import ChainTask
+
+    model, tokenizer = load_model_and_tokenizer(ModelSpec(str(tiny_base_path)))
+    end_of_turn = tokenizer.convert_tokens_to_ids("</think>")
+    assert end_of_turn != tokenizer.eos_token_id
+    model.generation_config.eos_token_id = [tokenizer.eos_token_id, end_of_turn] if as_list else end_of_turn
+    task = ChainTask()
+    prompts = render_prompts(tokenizer, [task.prompt(e) for e in task.generate(4, seed=4)], prefill="<think>")
+    out = rollout(model, tokenizer, prompts, 1, 20, temperature=0.0, fast=fast)
+    ended = [row for row in range(len(prompts)) if end_of_turn in out.completion_ids[row].tolist()]
+    assert len(ended) >= 2  # the greedy tiny base closes its reasoning within 20 tokens for some prompts
+    for row, prompt in enumerate(prompts):
+        mine = out.completion_ids[row][out.completion_mask[row].bool()].tolist()
+        if row in ended:
+            assert mine[-1] == end_of_turn and mine.count(end_of_turn) == 1 and not out.is_truncated[row]
+            assert "</think>" in out.texts[row] and "<answer>" not in out.texts[row]
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        # generate reads the same generation_config: it must stop at the same token
+        reference = model.generate(ids, max_new_tokens=20, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        assert mine == reference[0, ids.shape[1]:].tolist()
+
+
+def gqa_model(tokenizer, kv_heads: int):
+    """A random fp32 Qwen2 with 4 query heads sharing ``kv_heads`` key/value heads, as in real Qwen2.5.
+    Weights are drawn wide (std 0.5) so that greedy decoding varies from token to token."""
+    from transformers import Qwen2ForCausalLM
+
+    from r1lib.tiny.model import TinyModelConfig, tiny_qwen2_config
+
+    shape = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64)
+    torch.manual_seed(0)
+    config = tiny_qwen2_config(tokenizer, shape, num_key_value_heads=kv_heads, initializer_range=0.5)
+    return Qwen2ForCausalLM(config).float().eval()
+
+
+@pytest.mark.parametrize("kv_heads", [2, 1], ids=["gqa-4q-2kv", "mqa-4q-1kv"])
+def test_incremental_decoder_with_fewer_kv_heads_matches_generate(tiny_tokenizer, kv_heads):
+    """Grouped-query attention in the fast path: prefill of a left-padded batch, G copies of each
+    prompt and the decode steps give the tokens of ``model.generate`` and the model's logits."""
+    from r1lib.decoder import IncrementalDecoder, supports
+
+    model = gqa_model(tiny_tokenizer, kv_heads)
+    assert model.config.num_key_value_heads == kv_heads < model.config.num_attention_heads and supports(model)
+    prompts = render_prompts(tiny_tokenizer, [[{"role": "user", "content": q}] for q in ["1+2", "3+4+5+6+7+8", "9"]])
+    out = rollout(model, tiny_tokenizer, prompts, num_generations=2, max_new_tokens=10, temperature=0.0)
+    for i, prompt in enumerate(prompts):
+        ids = tiny_tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        reference = model.generate(ids, max_new_tokens=10, do_sample=False, eos_token_id=tiny_tokenizer.eos_token_id,
+                                   pad_token_id=tiny_tokenizer.pad_token_id)[0, ids.shape[1]:]
+        assert len(set(reference.tolist())) > 2  # the tokens vary: a wrong attention would show
+        for row in (2 * i, 2 * i + 1):
+            assert out.completion_ids[row][out.completion_mask[row].bool()].tolist() == reference.tolist()
+
+    # Stop on a token some rows emit early: finished rows leave the decoder's batch (keep) mid-way.
+    stops = [tiny_tokenizer.eos_token_id, int(out.completion_ids[0, 2])]
+    stopped = rollout(model, tiny_tokenizer, prompts, 2, 10, temperature=0.0, stop_token_ids=stops)
+    assert stopped.completion_lengths[0] <= 3 and not stopped.is_truncated[0]
+    for i, prompt in enumerate(prompts):
+        ids = tiny_tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        reference = model.generate(ids, max_new_tokens=10, do_sample=False, eos_token_id=stops,
+                                   pad_token_id=tiny_tokenizer.pad_token_id)[0, ids.shape[1]:]
+        mine = stopped.completion_ids[2 * i][stopped.completion_mask[2 * i].bool()].tolist()
+        assert mine == reference[: len(mine)].tolist() and (len(mine) == 10 or mine[-1] in stops)
+
+    encoded = tiny_tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False)
+    ids, mask = encoded["input_ids"], encoded["attention_mask"]
+    decoder = IncrementalDecoder(model, len(prompts), ids.shape[1] + 3)
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    mine = decoder.forward(ids, positions, mask)
+    for step in range(3):  # prefill, then two single-token steps
+        full_positions = (mask.cumsum(1) - 1).clamp(min=0)
+        reference = model(input_ids=ids, attention_mask=mask, position_ids=full_positions).logits[:, -1]
+        torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-5)
+        if step == 2:
+            break
+        token = reference.argmax(-1, keepdim=True)
+        ids, mask = torch.cat([ids, token], 1), torch.cat([mask, torch.ones_like(token)], 1)
+        mine = decoder.forward(token, full_positions[:, -1:] + 1, torch.ones_like(token))

@@ -1,5 +1,6 @@
 import json
 import random
+import re
 
 import pytest
 
@@ -130,3 +131,35 @@ def test_load_gsm8k_reports_bad_lines_precisely(tmp_path):
         load_gsm8k(path=path)
     with pytest.raises(FileNotFoundError, match="no GSM8K file"):
         load_gsm8k(path=tmp_path / "missing.jsonl")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n  \n"], ids=["empty", "blank-lines"])
+def test_an_empty_gsm8k_jsonl_is_an_error_naming_the_file(tmp_path, content):
+    from r1lib.tasks.registry import load_task
+
+    path = tmp_path / "train.jsonl"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=f"no GSM8K records in {re.escape(str(path))}: the file is empty"):
+        load_gsm8k(path=path)
+    (tmp_path / "test.jsonl").write_text(json.dumps({"question": "q", "answer": "#### 7"}) + "\n")
+    # as a profile's data_dir finds it
+    with pytest.raises(ValueError, match=f"no GSM8K records in {re.escape(str(path))}"):
+        load_task("gsm8k", 4, 1, data_dir=tmp_path)
+
+
+def test_gsm8k_parquet_files_load_and_empty_ones_name_the_file(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "train-00000-of-00001.parquet"  # the hub's file name for openai/gsm8k
+    pq.write_table(pa.table({"question": ["Half of 10?"], "answer": ["10/2=5\n#### 5"]}), path)
+    assert [(e.question, e.answer) for e in load_gsm8k(path=path)] == [("Half of 10?", "5")]
+    pq.write_table(pa.table({"question": pa.array([], pa.string()), "answer": pa.array([], pa.string())}), path)
+    with pytest.raises(ValueError, match=f"no GSM8K records in {re.escape(str(path))}"):
+        load_gsm8k(path=path)
+    path.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))}: not a readable parquet file"):
+        load_gsm8k(path=path)
+    pq.write_table(pa.table({"question": ["q"]}), path)
+    with pytest.raises(ValueError, match=r"parquet\[row 0\]: GSM8K record lacks the field\(s\) \['answer'\]"):
+        load_gsm8k(path=path)

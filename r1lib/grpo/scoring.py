@@ -9,8 +9,9 @@ travels from sampling to the loss. The trainer and the notebooks use the same fu
 from __future__ import annotations
 
 import math
+import reprlib
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -117,33 +118,85 @@ class ScoredGroups:
         return metrics
 
 
-def _clean(score: object, name: str) -> tuple[Score, bool]:
-    """A score as float or None (abstained), and whether it was a non-finite number."""
+def as_reward_list(reward_funcs: RewardFunc | Sequence[RewardFunc]) -> list[RewardFunc]:
+    """``reward_funcs`` as a list: one function alone is accepted too (a common slip, and TRL allows it)."""
+    if callable(reward_funcs):
+        return [reward_funcs]
+    return list(reward_funcs)
+
+
+def _score_list(result: object, name: str, count: int) -> list[object]:
+    """What a reward function returned, as a list; anything but a sequence of scores is an error naming it."""
+    # A string is iterable and a dict iterates its keys: both would be read as "scores" without this check.
+    if result is None or isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
+        raise TypeError(
+            f"reward function {name!r} returned {reprlib.repr(result)}; it must return a list of {count} scores "
+            "(one float or None per completion)"
+        )
+    scores = list(result)
+    if len(scores) != count:
+        raise ValueError(f"reward function {name!r} returned {len(scores)} scores for {count} completions")
+    return scores
+
+
+def _clean(score: object, name: str, index: int) -> Score:
+    """A score as a float, or None when the function abstained (``None``, or NaN as in TRL).
+
+    An infinite score is an error: it is a bug in the reward, and dropping it would hide the bug
+    while the completion silently loses its reward.
+    """
     if score is None:
-        return None, False
+        return None
     try:
         value = float(score)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         raise TypeError(f"reward function {name!r} returned {score!r}; scores must be numbers or None") from None
-    return (value, False) if math.isfinite(value) else (None, True)
+    if math.isnan(value):
+        return None  # TRL stores None as NaN and skips both alike (nansum)
+    if math.isinf(value):
+        raise ValueError(
+            f"reward function {name!r} returned {value} for completion {index}; scores must be finite "
+            "(return None where the reward does not apply)"
+        )
+    return value
+
+
+def _warn_if_abstained(name: str, scores: list[Score], warned: set[str] | None) -> None:
+    """Warn when a function scored none of a batch's completions, once per name in ``warned``."""
+    if not scores or any(s is not None for s in scores) or (warned is not None and name in warned):
+        return
+    if warned is not None:
+        warned.add(name)
+    warnings.warn(
+        f"reward function {name!r} abstained (returned None or NaN) on all {len(scores)} completions of a batch, "
+        "so it adds nothing to their rewards. Fine if it only applies to examples this batch lacks; otherwise "
+        "it is broken. (Warned once per run.)",
+        stacklevel=3,
+    )
 
 
 def score_groups(
     examples: Sequence[Example],
     rollout: Rollout,
     prompts: Sequence[object],
-    reward_funcs: Sequence[RewardFunc],
+    reward_funcs: RewardFunc | Sequence[RewardFunc],
     reward_weights: Sequence[float] | None = None,
+    warned: set[str] | None = None,
 ) -> ScoredGroups:
     """Call every reward function on ``rollout`` and pack the scores into :class:`ScoredGroups`.
 
     ``prompts`` are the chat messages of each example (one per example; repeated here for its
     ``G`` completions). Each function receives ``prompts``, ``completions`` (texts),
     ``completion_ids`` (token id lists) and the examples' ``question`` and ``answer`` columns, as
-    in TRL. A function that returns the wrong number of scores is an error naming it; ``None``
-    means "does not apply"; a NaN is treated as ``None`` and warned about when a function returns
-    nothing else for a whole batch.
+    in TRL, and must return one score per completion.
+
+    ``None`` means "does not apply" (abstain); NaN is read as ``None``, as in TRL. A function that
+    abstains on every completion of the batch is warned about, once per name in ``warned`` when
+    given (a trainer passes one set for its whole run). Errors, each naming the function: a return
+    value that is not a list of scores (``TypeError``), the wrong number of scores or an infinite
+    score (``ValueError``, with the completion's index).
     """
+    reward_funcs = as_reward_list(reward_funcs)
     g = rollout.num_generations
     if len(prompts) != len(examples):
         raise ValueError(f"{len(prompts)} prompts for {len(examples)} examples")
@@ -156,13 +209,11 @@ def score_groups(
     per_function: dict[str, list[Score]] = {}
     for index, func in enumerate(reward_funcs):
         name = reward_name(func, index)
-        scores = list(func(repeated, rollout.texts, completion_ids=ids, **columns))
-        if len(scores) != count:
-            raise ValueError(f"reward function {name!r} returned {len(scores)} scores for {count} completions")
-        cleaned = [_clean(s, name) for s in scores]
-        if count and all(bad for _, bad in cleaned):
-            warnings.warn(f"reward function {name!r} returned NaN or inf for all {count} completions", stacklevel=2)
-        per_function[name] = [s for s, _ in cleaned]
+        scores = _score_list(func(repeated, rollout.texts, completion_ids=ids, **columns), name, count)
+        per_function[name] = [_clean(s, name, i) for i, s in enumerate(scores)]
+        scope = getattr(func, "task_name", None)  # a reward scoped by for_task abstains on other tasks' rows
+        if scope is None or scope in columns.get("task", ()):
+            _warn_if_abstained(name, per_function[name], warned)
     if len(per_function) != len(reward_funcs):
         raise ValueError(f"reward functions need distinct names, got {[reward_name(f, i) for i, f in enumerate(reward_funcs)]}")
     total = torch.tensor(combine_rewards(list(per_function.values()), reward_weights), dtype=torch.float32)

@@ -12,7 +12,6 @@ Everything else (optimizer, schedule, mixed precision, checkpoints, resume, logg
 from __future__ import annotations
 
 import copy
-import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -27,11 +26,17 @@ from ..hardware import StepShape
 from ..logprobs import completion_logps
 from ..rewards import RewardFunc
 from ..rollout import Rollout, render_prompts, rollout
-from ..stream import ExampleStream
+from ..stream import ExampleStream, fingerprint
 from ..tasks.base import Example, Task
 from ..trainer import Trainer, TrainerCallback
 from .loss import group_advantages, grpo_loss
-from .scoring import ScoredGroups, reward_name, score_groups
+from .scoring import ScoredGroups, as_reward_list, reward_name, score_groups
+
+
+def _qualified_name(func: RewardFunc) -> str:
+    """``module.qualname`` of a reward function (of its class, for a callable object)."""
+    owner = func if hasattr(func, "__qualname__") else type(func)
+    return f"{getattr(owner, '__module__', '?')}.{owner.__qualname__}"
 
 
 @dataclass
@@ -61,7 +66,11 @@ class PolicyBatch:
 
 
 class GRPOTrainer(Trainer):
-    """Train ``model`` with GRPO on ``train_examples`` of ``task``, scored by ``reward_funcs``.
+    """Train ``model`` with GRPO on ``train_examples`` of ``task``, scored by ``reward_funcs`` (TRL-style
+    reward functions: a list, or one function alone).
+
+    Inputs are checked before any compute: a prompt that cannot fit in the model's context together
+    with ``max_completion_length`` new tokens is an error that counts such prompts.
 
     Everything a run produces goes under ``output_dir``: ``metrics.jsonl`` (TRL's metric names),
     ``completions.jsonl`` (the first ``log_completions`` completions of every generation batch,
@@ -80,7 +89,7 @@ class GRPOTrainer(Trainer):
         model,
         tokenizer,
         task: Task,
-        reward_funcs: Sequence[RewardFunc],
+        reward_funcs: RewardFunc | Sequence[RewardFunc],
         train_examples: Sequence[Example],
         config: GRPOConfig,
         output_dir: str | Path | None,
@@ -91,6 +100,7 @@ class GRPOTrainer(Trainer):
     ) -> None:
         if not isinstance(config, GRPOConfig):
             raise TypeError(f"GRPOTrainer needs a GRPOConfig, got {type(config).__name__}")
+        reward_funcs = as_reward_list(reward_funcs)
         if not reward_funcs:
             raise ValueError("GRPOTrainer needs at least one reward function")
         if not train_examples:
@@ -103,6 +113,8 @@ class GRPOTrainer(Trainer):
         is_lora = hasattr(model, "disable_adapter")
         if config.sync_ref_model and is_lora and ref_model is None:
             raise ValueError("sync_ref_model is not supported with LoRA: the reference is the adapter-free base")
+        # Before the base class and the reference copy: a run that cannot work should cost nothing.
+        longest = self._check_prompt_lengths(model, tokenizer, task, train_examples, config.max_completion_length)
         super().__init__(model, config, output_dir, tokenizer=tokenizer, callbacks=callbacks, progress=progress)
         self.config: GRPOConfig = config
         self.task = task
@@ -113,7 +125,8 @@ class GRPOTrainer(Trainer):
         self.stream = ExampleStream(self.train_examples, seed=config.seed)
         self._batch: PolicyBatch | None = None
         self._batch_uses = 0  # optimizer steps taken on self._batch
-        self._warn_if_too_long()
+        self.longest_prompt = longest
+        self._abstain_warned: set[str] = set()  # reward functions already warned about (once per run)
 
     def step_shape(self) -> StepShape:
         reference = 0.0
@@ -129,21 +142,41 @@ class GRPOTrainer(Trainer):
             return None  # a peft model: the reference is the same model with the adapter disabled
         return copy.deepcopy(self.model).eval().requires_grad_(False)
 
-    def _warn_if_too_long(self) -> None:
-        prompts = render_prompts(self.tokenizer, [self.task.prompt(e) for e in self.train_examples])
-        longest = max(len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"])
-        self.longest_prompt = longest
-        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        if not limit:
-            return
-        if longest + self.config.max_completion_length > limit:
-            warnings.warn(
-                f"the longest training prompt has {longest} tokens: with max_completion_length="
-                f"{self.config.max_completion_length} a sequence reaches {longest + self.config.max_completion_length} "
-                f"positions, beyond the model's {limit} (max_position_embeddings). Shorten the prompts or lower "
-                "max_completion_length.",
-                stacklevel=3,
-            )
+    @staticmethod
+    def _check_prompt_lengths(model, tokenizer, task: Task, examples: Sequence[Example], max_new: int) -> int:
+        """The longest training prompt in tokens; a ValueError when a prompt and its completion cannot
+        fit in the model's ``max_position_embeddings``.
+
+        Positions beyond that limit were never trained: sampling and the loss would run on them
+        quietly, so a run that needs them is refused before any compute.
+        """
+        prompts = render_prompts(tokenizer, [task.prompt(e) for e in examples])
+        lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+        longest = max(lengths)
+        limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+        if not limit or longest + max_new <= limit:
+            return longest
+        too_long = sum(n + max_new > limit for n in lengths)
+        room = limit - max_new
+        fix = (f"keep only examples whose prompt has at most {room} tokens, or lower max_completion_length"
+               if room > 0 else f"lower max_completion_length below {limit}")
+        raise ValueError(
+            f"{too_long} of {len(lengths)} training prompts are too long: the longest has {longest} tokens, and with "
+            f"max_completion_length={max_new} a sequence reaches {longest + max_new} positions, beyond the model's "
+            f"limit of {limit} (max_position_embeddings). Fix: {fix}."
+        )
+
+    def data_fingerprint(self) -> dict[str, str]:
+        """What a resumed run must share with the checkpoint: the training examples and the reward functions.
+
+        The base class stores this in every checkpoint and refuses to resume on a mismatch.
+        """
+        examples = [[e.question, e.answer] for e in self.train_examples]
+        rewards = [[_qualified_name(f), reward_name(f, i)] for i, f in enumerate(self.reward_funcs)]
+        return {
+            "train_examples": fingerprint(examples),
+            "reward_funcs": fingerprint({"functions": rewards, "weights": self.config.reward_weights}),
+        }
 
     # ---------------------------------------------------------------- state the base checkpoints
 
@@ -200,7 +233,8 @@ class GRPOTrainer(Trainer):
     def score(self, examples: Sequence[Example], out: Rollout) -> ScoredGroups:
         """Score a rollout with this trainer's reward functions and weights."""
         prompts = [self.task.prompt(e) for e in examples]
-        return score_groups(examples, out, prompts, self.reward_funcs, self.config.reward_weights)
+        return score_groups(examples, out, prompts, self.reward_funcs, self.config.reward_weights,
+                            warned=self._abstain_warned)
 
     def generate_groups(self) -> tuple[ScoredGroups, dict[str, float]]:
         """Sample and score one generation batch; return it with its reward metrics.

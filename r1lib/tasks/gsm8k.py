@@ -1,4 +1,4 @@
-"""GSM8K grade-school maths: the hub loader used on a GPU, and the same format from a local jsonl.
+"""GSM8K grade-school maths: the hub loader used on a GPU, and the same format from a local jsonl or parquet file.
 
 Each record has a ``question`` and an ``answer`` whose last line is ``#### <number>``, exactly as
 in the ``openai/gsm8k`` dataset. Nothing is downloaded unless :func:`load_gsm8k` is called without
@@ -106,10 +106,9 @@ def _to_example(record: object, where: str) -> Example:
 
 
 def read_gsm8k_jsonl(path: str | Path) -> list[Example]:
-    """Examples from a local jsonl file in the hub's format; a bad line is an error naming its line number."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no GSM8K file at {path}")
+    """Examples from a local jsonl file in the hub's format; a bad line is an error naming its line number,
+    a file without any record an error naming the file."""
+    path = _existing(path)
     examples = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -120,13 +119,42 @@ def read_gsm8k_jsonl(path: str | Path) -> list[Example]:
         except json.JSONDecodeError as error:
             raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
         examples.append(_to_example(record, where))
+    return _not_empty(examples, path)
+
+
+def read_gsm8k_parquet(path: str | Path) -> list[Example]:
+    """Examples from a local parquet file (what the hub stores for ``openai/gsm8k``); errors name the row."""
+    path = _existing(path)
+    try:
+        import pyarrow.parquet as pq  # imported here: only parquet files need it
+    except ImportError:
+        raise ImportError(f"reading {path} needs pyarrow: pip install pyarrow (or r1lib[gpu])") from None
+
+    try:
+        records = pq.read_table(path).to_pylist()
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several types; the message is what matters
+        raise ValueError(f"{path}: not a readable parquet file ({error})") from None
+    return _not_empty([_to_example(r, f"{path}[row {i}]") for i, r in enumerate(records)], path)
+
+
+def _existing(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no GSM8K file at {path}")
+    return path
+
+
+def _not_empty(examples: list[Example], path: Path) -> list[Example]:
+    # An empty file would otherwise surface much later, as "needs training examples", far from its cause.
+    if not examples:
+        raise ValueError(f"no GSM8K records in {path}: the file is empty (or holds only blank lines)")
     return examples
 
 
 def load_gsm8k(split: str = "test", path: str | Path | None = None, limit: int | None = None) -> list[Example]:
-    """GSM8K examples from a local jsonl ``path`` (offline), or from the hub via ``datasets``."""
+    """GSM8K examples from a local ``path`` (``.parquet``, else jsonl; offline), or from the hub via ``datasets``."""
     if path is not None:
-        examples = read_gsm8k_jsonl(path)
+        examples = read_gsm8k_parquet(path) if Path(path).suffix == ".parquet" else read_gsm8k_jsonl(path)
     else:
         from datasets import load_dataset  # imported here: only the online path needs it
 

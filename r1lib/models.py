@@ -1,4 +1,8 @@
-"""Load a causal LM and its tokenizer, by hub name or local path, with an optional LoRA adapter."""
+"""Load a causal LM and its tokenizer, by hub name or local path, with an optional LoRA adapter.
+
+A model loaded for training never has a trainable float16 weight (see :func:`load_dtype`): fp16
+training needs float32 weights under autocast, and torch's gradient scaler refuses fp16 gradients.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from .hardware import attention_implementation, device_info
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 
 
 @dataclass(frozen=True)
@@ -81,11 +86,31 @@ def resolve_model_location(name_or_path: str) -> tuple[str, bool]:
     return str(name_or_path), False
 
 
-def load_model_and_tokenizer(spec: ModelSpec):
+def load_dtype(spec: ModelSpec, trainable: bool = True) -> torch.dtype:
+    """The dtype a model's weights are loaded in: ``spec.dtype``, except float32 when every weight
+    is to be trained in float16 (``trainable`` and no LoRA).
+
+    That is the usual mixed-precision recipe: float32 master weights, the forward pass in fp16 under
+    the trainer's autocast, fp16 loss scaling. Weights loaded in float16 would give float16
+    gradients, which torch's ``GradScaler`` refuses to unscale ("Attempting to unscale FP16
+    gradients"), and Adam's small updates would round away in them. With LoRA the frozen base stays
+    in half precision (half the memory) and only the float32 adapters train. bf16 needs no loss
+    scaling, so it is loaded as asked.
+    """
+    if trainable and spec.lora is None and spec.dtype == "float16":
+        return torch.float32
+    return DTYPES[spec.dtype]
+
+
+def load_model_and_tokenizer(spec: ModelSpec, trainable: bool = True):
     """The model (in eval mode, on ``spec.device``) and a left-padding tokenizer with a pad token.
 
     A hub name (``Qwen/Qwen2.5-0.5B``) downloads on first use (Colab); a local directory never
     touches the network, and a local path that does not exist is a ``FileNotFoundError``.
+
+    With ``trainable`` (the default) no trainable weight is float16 (:func:`load_dtype`). For
+    sampling or evaluation only, ``trainable=False`` loads ``spec.dtype`` as it is and freezes
+    every weight.
     """
     location, local = resolve_model_location(spec.name_or_path)
     spec = replace(spec, name_or_path=location)
@@ -101,10 +126,10 @@ def load_model_and_tokenizer(spec: ModelSpec):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    attention = spec.attn_implementation or attention_implementation(device_info(spec.device), spec.dtype)
+    dtype = load_dtype(spec, trainable)
+    attention = spec.attn_implementation or attention_implementation(device_info(spec.device), DTYPE_NAMES[dtype])
     model = AutoModelForCausalLM.from_pretrained(
-        spec.name_or_path, dtype=DTYPES[spec.dtype], local_files_only=local, attn_implementation=attention,
-        **spec.extra,
+        spec.name_or_path, dtype=dtype, local_files_only=local, attn_implementation=attention, **spec.extra,
     ).to(spec.device)
     if spec.gradient_checkpointing:
         if hasattr(model, "activation_checkpointing_enable"):  # transformers 5's name (the old one warns)
@@ -116,11 +141,14 @@ def load_model_and_tokenizer(spec: ModelSpec):
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if spec.lora is not None:
         model = add_lora(model, spec.lora)
+    if not trainable:
+        model.requires_grad_(False)
     return model.eval(), tokenizer
 
 
 def add_lora(model, settings: LoraSettings):
-    """Wrap ``model`` with a trainable LoRA adapter; the base weights are frozen."""
+    """Wrap ``model`` with a trainable LoRA adapter; the base weights are frozen and keep their
+    dtype, the adapter's weights are float32 whatever the base's."""
     from peft import LoraConfig, get_peft_model
 
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
@@ -131,15 +159,17 @@ def add_lora(model, settings: LoraSettings):
         r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
         target_modules=targets, task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, config)
+    # float32 adapters on a half base (peft's default, said here because fp16 loss scaling depends on it)
+    return get_peft_model(model, config, autocast_adapter_dtype=True)
 
 
 def load_trained(spec: ModelSpec, checkpoint: str | Path):
-    """Load a training checkpoint for evaluation: a full model directory, or a LoRA adapter on ``spec``'s base."""
+    """Load a training checkpoint for evaluation, frozen and in ``spec.dtype``: a full model
+    directory, or a LoRA adapter on ``spec``'s base."""
     checkpoint = Path(checkpoint)
     if (checkpoint / "adapter_model.safetensors").exists():
         from peft import PeftModel
 
-        base, tokenizer = load_model_and_tokenizer(replace(spec, lora=None))
+        base, tokenizer = load_model_and_tokenizer(replace(spec, lora=None), trainable=False)
         return PeftModel.from_pretrained(base, str(checkpoint)).eval(), tokenizer
-    return load_model_and_tokenizer(replace(spec, name_or_path=str(checkpoint), lora=None))
+    return load_model_and_tokenizer(replace(spec, name_or_path=str(checkpoint), lora=None), trainable=False)

@@ -14,7 +14,10 @@ model and writes its own folder under one root::
 
 A stage whose output exists is skipped; a training stage that was killed resumes from its last
 checkpoint; a data stage is regenerated (it is seeded, so identically). Every stage writes
-``stage.json`` (its final metrics) and the pipeline appends what it did to ``pipeline.jsonl``.
+``stage.json`` (its final metrics) once its work is complete, and the pipeline appends what it did
+to ``pipeline.jsonl``. A training stage stopped with Ctrl-C (or a notebook's stop button) keeps its
+checkpoint, writes no ``stage.json`` and raises ``KeyboardInterrupt``, so that no later stage runs
+on its unfinished model; the next run resumes it.
 """
 
 from __future__ import annotations
@@ -240,14 +243,17 @@ class Pipeline:
         return self.folder(stage) / "final"
 
     def done(self, stage: str) -> bool:
+        """Whether ``stage`` finished: its ``stage.json`` exists (written only after complete work)."""
         return (self.folder(stage) / "stage.json").exists()
 
     def log(self, stage: str, event: str, **details: Any) -> None:
+        """Append one event (started, resumed, skipped, interrupted, finished, ...) to ``pipeline.jsonl``."""
         self.root.mkdir(parents=True, exist_ok=True)
         with (self.root / "pipeline.jsonl").open("a") as handle:
             handle.write(json.dumps({"time": time.time(), "stage": stage, "event": event, **details}) + "\n")
 
     def events(self) -> list[dict[str, Any]]:
+        """Every event of ``pipeline.jsonl``, oldest first."""
         path = self.root / "pipeline.jsonl"
         return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
@@ -265,17 +271,39 @@ class Pipeline:
 
     # ------------------------------------------------------------------ training stages
 
+    def _begin(self, stage: str, **details: Any) -> None:
+        # "resumed" when an earlier run left checkpoints: the trainer continues from the latest one.
+        resuming = (self.folder(stage) / "checkpoints").exists()
+        self.log(stage, "resumed" if resuming else "started", **details)
+
+    def _run_trainer(self, stage: str, trainer: Any) -> list[dict[str, Any]]:
+        """Train ``trainer`` from the stage's latest checkpoint (if any) and return its history, only
+        when it reached ``max_steps``.
+
+        An interrupted trainer (Ctrl-C) has saved its last completed step: the stage is logged as
+        ``interrupted`` and ``KeyboardInterrupt`` is raised, so that the caller writes no
+        ``stage.json`` and no later stage starts from an unfinished model. A trainer stopped early
+        (``request_stop``) is not finished either: no pipeline stage has a budget that may end it.
+        """
+        history = trainer.train(resume_from=True)
+        if trainer.outcome == "completed":
+            return history
+        step, max_steps = trainer.state.step, trainer.config.max_steps
+        self.log(stage, trainer.outcome, step=step, max_steps=max_steps)
+        if trainer.outcome == "interrupted":
+            raise KeyboardInterrupt(f"stage {stage} was interrupted at step {step} of {max_steps}; its checkpoint "
+                                    "is kept, and running the pipeline again resumes it")
+        raise RuntimeError(f"stage {stage}'s trainer ended at step {step} of {max_steps} with outcome "
+                           f"{trainer.outcome!r}; running the pipeline again resumes it")
+
     def _train(self, stage: str, start: str, make_trainer: Callable[[Any, Any, Path], Any]) -> Path:
         if self.done(stage):
             self.log(stage, "skipped")
             return self.final(stage)
-        resuming = (self.folder(stage) / "checkpoints").exists()
-        self.log(stage, "resumed" if resuming else "started", start=str(start))
+        self._begin(stage, start=str(start))
         model, tokenizer = self.load(self.model_of(start))
         trainer = make_trainer(model, tokenizer, self.folder(stage))
-        history = trainer.train(resume_from=True)
-        if trainer.state.step < trainer.config.max_steps:
-            raise KeyboardInterrupt(f"stage {stage} was interrupted at step {trainer.state.step}; run it again to resume")
+        history = self._run_trainer(stage, trainer)
         model = model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
         save_checkpoint(self.final(stage), model, tokenizer)
         self._finish(stage, {"start": str(start), "steps": trainer.state.step, "last": history[-1] if history else {}})
@@ -353,16 +381,16 @@ class Pipeline:
         if self.done(stage):
             self.log(stage, "skipped")
             return self.final(stage)
-        self.log(stage, "started")
+        self._begin(stage)
         _, tokenizer = self.load(self.base.name_or_path)
         model = reward_model_from(tokenizer, self.base.name_or_path, seed=self.config.seed).to(self.base.device)
         pairs = self.general.pairs_for(self.general_train, seed=self.config.seed)
         evaluation = self.general.pairs_for(self.general_eval * 6, seed=self.config.seed + 1)
         trainer = RewardModelTrainer(model, tokenizer, pairs, self.config.reward_model, self.folder(stage),
                                      eval_pairs=evaluation, progress=self.progress)
-        history = trainer.train(resume_from=True)
+        history = self._run_trainer(stage, trainer)
         RewardModel(model, tokenizer).save(self.final(stage))
-        self._finish(stage, {"last": history[-1]})
+        self._finish(stage, {"steps": trainer.state.step, "last": history[-1] if history else {}})
         return self.final(stage)
 
     def scorer(self) -> RewardModel:

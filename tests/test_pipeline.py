@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,14 @@ import torch
 
 from r1lib.cold_start import readable, reference_cold_start, rewrite_readable, single_language
 from r1lib.format import is_readable_format, parse_readable
-from r1lib.pipeline import ColdStartConfig, PipelineConfig, RejectionSamplingConfig, rejection_checks
+from r1lib.pipeline import STAGES, ColdStartConfig, PipelineConfig, RejectionSamplingConfig, rejection_checks
 from r1lib.rewards import for_task, make_accuracy_reward, make_script_consistency_reward, readable_format_reward
 from r1lib.tasks import ChainTask, Example, GeneralTask
 from r1lib.tasks.mixture import MixtureTask, interleave, tag
+from r1lib.trainer import Trainer, TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
-from pipeline_run import run  # noqa: E402
+from pipeline_run import make_pipeline, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,3 +140,85 @@ def test_sigkill_in_stage_3_resumes_there_with_the_same_table(tmp_path):
     for stage, row in reference.items():
         for column, value in row.items():
             assert resumed[stage][column] == pytest.approx(value, abs=1e-6), (stage, column)
+
+
+# ---------------------------------------------------------------------- Ctrl-C inside a stage
+
+
+class StopButtonAt(TrainerCallback):
+    """Presses the stop button once ``step`` is logged: a SIGINT, as Ctrl-C and a notebook's stop button
+    send, which the trainer turns into a saved checkpoint and ``outcome == "interrupted"``."""
+
+    def __init__(self, step: int) -> None:
+        self.step, self.pressed = step, False
+
+    def on_log(self, trainer, record) -> None:
+        if record["step"] >= self.step and not self.pressed:
+            self.pressed = True
+            signal.raise_signal(signal.SIGINT)
+
+
+class FirstStep(TrainerCallback):
+    """Records the step a run begins at (after resuming)."""
+
+    def __init__(self) -> None:
+        self.began: int | None = None
+
+    def on_train_begin(self, trainer) -> None:
+        self.began = trainer.state.step
+
+
+def with_callback(monkeypatch, stage: str, callback: TrainerCallback) -> None:
+    """Give ``callback`` to the trainer the pipeline builds for ``stage``."""
+    original = Trainer.train
+
+    def train(self, *args, **kwargs):
+        if self.output_dir is not None and self.output_dir.name == stage and callback not in self.callbacks:
+            self.add_callback(callback)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "train", train)
+
+
+def tiny_stages(root, stage: str):
+    """The smoke pipeline with R1-Zero and the reward model cut to 4 steps, a checkpoint every 2; the
+    stages before ``stage`` do nothing, so that ``run()`` reaches it at once."""
+    pipeline = make_pipeline(root)
+    for earlier in STAGES[: STAGES.index(stage)]:
+        setattr(pipeline, earlier, lambda: None)
+    config = pipeline.config
+    pipeline.config = replace(
+        config,
+        r1_zero=replace(config.r1_zero, num_generations=4, per_device_train_batch_size=8, max_completion_length=12,
+                        max_steps=4, save_steps=2, eval_steps=4, eval_examples=4, log_completions=0),
+        reward_model=replace(config.reward_model, per_device_train_batch_size=4, warmup_steps=0, max_steps=4,
+                             save_steps=2, eval_steps=4),
+    )
+    return pipeline
+
+
+@pytest.mark.parametrize("stage", ["r1_zero", "reward_model"])
+def test_a_stage_stopped_with_ctrl_c_is_not_finished_and_resumes(stage, tmp_path, monkeypatch):
+    pipeline = tiny_stages(tmp_path, stage)
+    after = STAGES[STAGES.index(stage) + 1]
+    with monkeypatch.context() as patch:
+        with_callback(patch, stage, StopButtonAt(2))
+        with pytest.raises(KeyboardInterrupt, match=f"stage {stage} was interrupted at step 2 of 4"):
+            pipeline.run(until=after)
+    folder = tmp_path / stage
+    assert not (folder / "stage.json").exists() and not (folder / "final").exists()
+    assert (folder / "checkpoints" / "step-000002" / "trainer_state.json").exists()
+    events = [(e["stage"], e["event"]) for e in pipeline.events()]
+    assert events[-2:] == [(stage, "started"), (stage, "interrupted")]  # and the next stage never began
+    assert not any(name == after for name, _ in events)
+
+    again = tiny_stages(tmp_path, stage)
+    first = FirstStep()
+    with monkeypatch.context() as patch:
+        with_callback(patch, stage, first)
+        again.run(until=stage)
+    assert first.began == 2  # resumed from the checkpoint, not trained again from step 0
+    assert [(e["stage"], e["event"]) for e in again.events()][-2:] == [(stage, "resumed"), (stage, "finished")]
+    assert json.loads((folder / "stage.json").read_text())["steps"] == 4
+    steps = [json.loads(line)["step"] for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [s for s in steps if s > 0] == [1, 2, 3, 4]  # each step logged once across the two runs

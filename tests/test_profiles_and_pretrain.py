@@ -6,10 +6,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from r1lib.profiles import get_profile, runs_dir, with_overrides
+from r1lib import profiles
+from r1lib.hardware import GIB, DeviceInfo
+from r1lib.models import load_model_and_tokenizer
+from r1lib.profiles import get_profile, gpu_precision, runs_dir, with_overrides
 from r1lib.tasks.registry import TaskData, load_task, register_task, task_names
 from r1lib.tiny.corpus import sample_document
-from r1lib.tiny.model import TinyModelConfig
+from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 from r1lib.tiny.pretrain import PretrainConfig, collate, pretrain
 from r1lib.widgets import CompletionBrowser
 
@@ -19,7 +22,7 @@ def test_profile_selection(monkeypatch):
     assert get_profile().name == "smoke"
     monkeypatch.delenv("R1LIB_PROFILE")
     assert get_profile().name == ("gpu" if torch.cuda.is_available() else "cpu")
-    assert get_profile("gpu").model.dtype == "float16"
+    assert get_profile("gpu").model.dtype in ("float16", "bfloat16")  # which one: see the tests below
     with pytest.raises(ValueError, match="unknown profile 'tpu'"):
         get_profile("tpu")
     cpu = get_profile("cpu")
@@ -29,6 +32,78 @@ def test_profile_selection(monkeypatch):
         with_overrides(cpu, num_generations=1)
     with pytest.raises(ValueError, match="stage must be"):
         with_overrides(cpu, "ppo", max_steps=1)
+
+
+T4 = DeviceInfo("cuda", "Tesla T4", 15 * GIB, (7, 5))
+A100 = DeviceInfo("cuda", "NVIDIA A100-SXM4-40GB", 40 * GIB, (8, 0))
+NO_GPU = DeviceInfo("cpu", "CPU", None, None)
+
+
+def on_machine(monkeypatch, info: DeviceInfo) -> None:
+    """Build profiles as if ``info`` were this machine's first device."""
+    monkeypatch.setattr(profiles, "device_info", lambda device=None: info)
+
+
+@pytest.mark.parametrize(("info", "dtype", "flag"), [(T4, "float16", "fp16"), (A100, "bfloat16", "bf16"),
+                                                     (NO_GPU, "float16", "fp16")], ids=["T4", "A100", "no-gpu"])
+def test_gpu_precision_follows_compute_capability(monkeypatch, info, dtype, flag):
+    # bf16 from compute capability 8.0 (a T4 emulates it slowly); without a GPU, Colab's T4 settings.
+    assert gpu_precision(info) == (dtype, {flag: True})
+    on_machine(monkeypatch, info)
+    gpu = get_profile("gpu")
+    other = "bf16" if flag == "fp16" else "fp16"
+    assert gpu.model.dtype == dtype
+    for config in (gpu.grpo, gpu.sft, gpu.distill):
+        assert getattr(config, flag) and not getattr(config, other)
+
+
+def scaled_fp16_update(model) -> None:
+    """One update as the trainer makes it with fp16 on a T4 (autocast, loss scaling), on the CPU."""
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    model.train()
+    with torch.autocast("cpu", dtype=torch.float16):
+        loss = model(input_ids=ids, labels=ids).loss
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # float16 weights fail here: "Attempting to unscale FP16 gradients"
+    scaler.step(optimizer)
+    scaler.update()
+
+
+def trainable_and_frozen(model) -> tuple[dict, dict]:
+    named = dict(model.named_parameters())
+    trainable = {n: p for n, p in named.items() if p.requires_grad}
+    return trainable, {n: p for n, p in named.items() if n not in trainable}
+
+
+def test_the_t4_profile_never_trains_float16_weights(monkeypatch, tiny_tokenizer, tmp_path):
+    on_machine(monkeypatch, T4)
+    spec = get_profile("gpu").model
+    assert spec.dtype == "float16" and spec.lora is not None
+    small = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    build_tiny_model(tiny_tokenizer, small, seed=0).save_pretrained(tmp_path / "base")
+    tiny_tokenizer.save_pretrained(tmp_path / "base")
+    spec = replace(spec, name_or_path=str(tmp_path / "base"), device="cpu")  # the T4 profile's settings, on the CPU
+
+    # LoRA: the frozen base stays half (its memory is why LoRA is used), the adapters train in float32.
+    lora, _ = load_model_and_tokenizer(spec)
+    trainable, frozen = trainable_and_frozen(lora)
+    assert trainable and all("lora_" in n and p.dtype == torch.float32 for n, p in trainable.items())
+    assert frozen and all(p.dtype == torch.float16 for p in frozen.values())
+    # Full fine-tuning: float32 master weights, fp16 only inside autocast.
+    full, _ = load_model_and_tokenizer(replace(spec, lora=None))
+    trainable, frozen = trainable_and_frozen(full)
+    assert not frozen and all(p.dtype == torch.float32 for p in trainable.values())
+
+    for model in (lora, full):
+        before = {n: p.detach().clone() for n, p in trainable_and_frozen(model)[0].items()}
+        scaled_fp16_update(model)
+        after = trainable_and_frozen(model)[0]
+        assert any(not torch.equal(after[n], p) for n, p in before.items()), "the update was skipped"
+    # Only sampling: the weights as asked (half), all frozen.
+    sampler, _ = load_model_and_tokenizer(replace(spec, lora=None), trainable=False)
+    assert all(p.dtype == torch.float16 and not p.requires_grad for p in sampler.parameters())
 
 
 def test_runs_dir_follows_the_environment(monkeypatch, tmp_path):

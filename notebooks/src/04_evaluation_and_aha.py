@@ -61,7 +61,7 @@ questions = exp.eval_examples[:n_questions]
 def load(path):
     return load_trained(profile.model, path)  # a full model, or a LoRA adapter on the profile's base
 
-base_model, tokenizer = load_model_and_tokenizer(replace(profile.model, lora=None))
+base_model, tokenizer = load_model_and_tokenizer(replace(profile.model, lora=None), trainable=False)
 final_model, _ = load(final)
 sampling = dict(k=k, temperature=config.temperature, max_new_tokens=config.max_completion_length, seed=7)
 results = {"base": evaluate(base_model, tokenizer, exp.task, questions, **sampling),

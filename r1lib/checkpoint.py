@@ -198,6 +198,9 @@ def load_weights(model: torch.nn.Module, directory: str | Path) -> None:
         result = set_peft_model_state_dict(model, _read_tensors(adapter))
         if getattr(result, "unexpected_keys", None):
             raise ValueError(f"adapter checkpoint has weights the model lacks: {result.unexpected_keys[:5]}")
+        missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
+        if missing:  # e.g. an adapter trained on fewer target modules: the rest would keep fresh values
+            raise ValueError(f"adapter checkpoint {adapter} lacks adapter weights the model has: {missing[:5]}")
         return
     weights = _read_tensors(directory / "model.safetensors")
     result = model.load_state_dict(weights, strict=False)

@@ -517,15 +517,17 @@ class Trainer:
                 raise
         with _HeldInterrupts():
             record = self._pending[-1]
-            if last or evaluated or step % self.config.logging_steps == 0:
-                self._flush()
+            # From here the step counts as finished: a callback that raises below (a KeyboardInterrupt
+            # of its own, say) finds the record already logged, and the interrupt save must not redo it.
+            self._finishing_step = False
             bar.update(step - bar.n)
             shown = {k: f"{record[k]:.3g}" for k in self.progress_keys if isinstance(record.get(k), float)}
             bar.set_postfix(shown, refresh=False)
+            if last or evaluated or step % self.config.logging_steps == 0:
+                self._flush()
             stopping = self._stop_requested and not last
             if stopping:
                 self._flush()
-            self._finishing_step = False
             if self.output_dir is not None and (step % self.config.save_steps == 0 or last or stopping):
                 self.save()
         return stopping

@@ -36,7 +36,7 @@ from .configs import DistillConfig
 from .pipeline import rejection_sample
 from .rollout import render_prompts, rollout
 from .sft import SFTExample, SFTTrainer
-from .stream import ExampleStream
+from .stream import ExampleStream, fingerprint
 from .tasks.base import Example, Task
 from .trainer import Record, Trainer, TrainerCallback, parameter_count
 
@@ -291,6 +291,11 @@ class DistillTrainer(SFTTrainer):
         super().on_fresh_start()
         if self.prompts:
             self.prompt_stream = ExampleStream(self.prompts, seed=self.config.seed)
+
+    def data_fingerprint(self) -> dict[str, str]:
+        """The traces, and the prompts the student samples on-policy."""
+        prompts = [[e.question, e.answer] for e in self.prompts]
+        return {**super().data_fingerprint(), "prompts": fingerprint(prompts)} if prompts else super().data_fingerprint()
 
     def trainer_state(self) -> dict[str, Any]:
         state = super().trainer_state()

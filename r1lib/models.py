@@ -132,10 +132,7 @@ def load_model_and_tokenizer(spec: ModelSpec, trainable: bool = True):
         spec.name_or_path, dtype=dtype, local_files_only=local, attn_implementation=attention, **spec.extra,
     ).to(spec.device)
     if spec.gradient_checkpointing:
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers 5's name (the old one warns)
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:  # transformers 4 (Colab may still have it)
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False  # generation turns the cache back on per call
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id

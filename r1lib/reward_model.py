@@ -36,7 +36,7 @@ from .checkpoint import atomic_directory
 from .configs import RewardModelConfig
 from .models import load_tokenizer
 from .rewards import RewardFunc, completion_text, never_raises
-from .stream import ExampleStream
+from .stream import ExampleStream, fingerprint
 from .tasks.general import PreferencePair
 from .tiny.model import TinyModelConfig, tiny_qwen2_config
 from .trainer import Trainer, TrainerCallback
@@ -253,6 +253,10 @@ class RewardModelTrainer(Trainer):
 
     def on_fresh_start(self) -> None:
         self.stream = ExampleStream(self.train_pairs, seed=self.config.seed)
+
+    def data_fingerprint(self) -> dict[str, str]:
+        """The preference pairs, so that resuming on other pairs of the same count is refused."""
+        return {"train_pairs": fingerprint(self.train_pairs)}
 
     def trainer_state(self) -> dict[str, Any]:
         return {"stream": self.stream.state_dict()}

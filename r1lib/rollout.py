@@ -8,7 +8,6 @@ is the reference this loop is tested against (same tokens when greedy).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -67,12 +66,6 @@ def concat_rollouts(parts: list[Rollout], pad_id: int) -> Rollout:
     )
 
 
-def _cache_keyword(model) -> str:
-    """``cache`` in transformers >= 5.2x, ``past_key_values`` before (what Colab may still have)."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
 @dataclass
 class _Stepper:
     """``forward(new_ids, positions, new_mask) -> last logits`` extends one KV cache; ``keep(rows)``,
@@ -88,13 +81,12 @@ def _make_stepper(model, batch: int, max_length: int, fast: bool) -> _Stepper:
         incremental = decoder.IncrementalDecoder(model, batch, max_length)
         return _Stepper(incremental.forward, incremental.keep, incremental.repeat)
     cache = DynamicCache()
-    cache_kw = _cache_keyword(model)
     attention: list[torch.Tensor] = []
 
     def forward(new_ids: torch.Tensor, positions: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
         attention.append(new_mask)
         out = model(input_ids=new_ids, attention_mask=torch.cat(attention, dim=1), position_ids=positions,
-                    use_cache=True, logits_to_keep=1, **{cache_kw: cache})
+                    use_cache=True, logits_to_keep=1, cache=cache)
         return out.logits[:, -1, :]
 
     return _Stepper(forward)

@@ -32,7 +32,7 @@ from .configs import SFTConfig
 from .evaluate import evaluate as evaluate_policy
 from .hardware import StepShape
 from .rewards import completion_text
-from .stream import ExampleStream
+from .stream import ExampleStream, fingerprint
 from .tasks.base import Example, Messages, Task
 from .trainer import Trainer, TrainerCallback
 
@@ -243,6 +243,10 @@ class SFTTrainer(Trainer):
 
     def on_fresh_start(self) -> None:
         self.stream = ExampleStream(list(range(len(self.train_examples))), seed=self.config.seed)
+
+    def data_fingerprint(self) -> dict[str, str]:
+        """The training examples, so that resuming on other data of the same size is refused."""
+        return {"train_examples": fingerprint([e.to_record() for e in self.train_examples])}
 
     def trainer_state(self) -> dict[str, Any]:
         return {"stream": self.stream.state_dict()}

@@ -306,9 +306,7 @@ class Trainer:
         weight_bytes = frozen[0].element_size() if frozen else 4
         activation_bytes = 2 if self.autocast_dtype is not None else next(self.model.parameters()).element_size()
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
-        # transformers 5 renamed the flag, and reading the old name warns
-        flag = "is_activation_checkpointing" if hasattr(self.model, "is_activation_checkpointing") else "is_gradient_checkpointing"
-        checkpointing = bool(getattr(self.model, flag, False))
+        checkpointing = bool(getattr(self.model, "is_activation_checkpointing", False))
         estimate = estimate_memory(
             model_shape, shape.batch, shape.prompt_length, shape.completion_length, weight_bytes=weight_bytes,
             activation_bytes=activation_bytes, trainable=trainable, gradient_checkpointing=checkpointing,

@@ -10,7 +10,13 @@ import torch
 os.environ.setdefault("R1LIB_PROFILE", "smoke")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that tried the hub would fail loudly
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread per worker, also in the subprocesses and notebook kernels the tests start: two
+    # workers with two threads each on two cores would slow every test several times over.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+else:
+    torch.set_num_threads(min(2, torch.get_num_threads()))
 
 from r1lib.profiles import TINY_BASE  # noqa: E402
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model  # noqa: E402

@@ -212,3 +212,19 @@ def test_sigint_from_outside_mid_step_and_twice_in_a_row_lose_nothing(tmp_path):
     saved_weights = load_file(str(final / "model.safetensors"))
     assert all(torch.equal(saved_weights[name], tensor) for name, tensor in reference.model.state_dict().items()
                if name in saved_weights)
+
+
+def test_a_callback_that_raises_keyboardinterrupt_after_a_step_leaves_a_resumable_run(tmp_path, reference):
+    """A live plot or tracker callback that is interrupted itself raises from inside the step's
+    logging, after the record is written: the run must still resume from a consistent checkpoint."""
+    run_dir = tmp_path / "run"
+
+    def stop_at_three(record):
+        if record["step"] == 3:
+            raise KeyboardInterrupt
+
+    trainer = grpo(run_dir)
+    trainer.add_callback(stop_at_three)
+    trainer.train()
+    assert trainer.outcome == "interrupted" and trainer.state.step == 3
+    finish_and_compare(run_dir, reference)

@@ -100,3 +100,17 @@ def test_lora_resume_equals_an_uninterrupted_run(make_trainer, base_dir, tmp_pat
     assert not different, f"{len(different)} adapter tensors differ after resuming, e.g. {different[:3]}"
     assert resumed[-1]["step"] == straight[-1]["step"] == 3
     assert resumed[-1]["loss"] == straight[-1]["loss"]
+
+
+def test_an_adapter_checkpoint_missing_weights_the_model_has_is_refused(base_dir, tmp_path):
+    """An adapter trained on fewer modules used to load silently, the others keeping fresh values."""
+    from dataclasses import replace as replaced
+
+    from r1lib.checkpoint import load_weights, save_checkpoint
+
+    narrow, tokenizer = load_model_and_tokenizer(
+        ModelSpec(str(base_dir), lora=replaced(LORA, target_modules=("q_proj",))))
+    save_checkpoint(tmp_path / "narrow", narrow, tokenizer)
+    wide, _ = load_lora(base_dir)
+    with pytest.raises(ValueError, match=r"lacks adapter weights the model has: \[.*(k_proj|v_proj|o_proj)"):
+        load_weights(wide, tmp_path / "narrow")

@@ -179,3 +179,16 @@ def test_epochs_set_the_number_of_steps(random_model, tiny_tokenizer):
     trainer = SFTTrainer(random_model, tiny_tokenizer, chain_examples(10), SFTConfig(num_train_epochs=3,
                          per_device_train_batch_size=4), progress=False)
     assert trainer.config.max_steps == math.ceil(3 * 10 / 4)
+
+
+def test_resuming_sft_on_other_examples_of_the_same_count_is_refused(random_model, tiny_tokenizer, tmp_path):
+    def examples(offset):
+        return [SFTExample([{"role": "user", "content": f"{i}+{offset}"}], f"<answer>{(i + offset) % 10}</answer>")
+                for i in range(8)]
+
+    config = SFTConfig(max_steps=2, per_device_train_batch_size=4, save_steps=2)
+    SFTTrainer(random_model, tiny_tokenizer, examples(1), config, tmp_path, progress=False).train()
+    longer = SFTConfig(max_steps=4, per_device_train_batch_size=4, save_steps=2)
+    other = SFTTrainer(random_model, tiny_tokenizer, examples(2), longer, tmp_path, progress=False)
+    with pytest.raises(ValueError, match=r"trained on other train_examples"):
+        other.train(resume_from=True)

@@ -47,7 +47,9 @@ notebooks: install
 	$(PY) scripts/build_notebooks.py
 
 publish-notebooks: notebooks
-	runs=$$(mktemp -d) && R1LIB_PROFILE=cpu R1LIB_RUNS_DIR=$$runs $(PY) scripts/run_notebooks.py --in-place && rm -rf $$runs
+	# A fresh runs/ beside the notebooks (they run in notebooks/), so that every stage is trained by this
+	# code and the outputs show the paths a learner sees, not a temporary folder.
+	rm -rf notebooks/runs && R1LIB_PROFILE=cpu R1LIB_RUNS_DIR=runs $(PY) scripts/run_notebooks.py --in-place && rm -rf notebooks/runs
 
 # Bit for bit: the same seed, PyTorch version and thread count give the same weights.
 tiny-models: install

@@ -148,7 +148,7 @@ say(f"Stage 3 from the base: pass@1 {from_base['pass@1']:.3f}, general score {fr
 #
 # * The **cold start** fixed what R1-Zero did badly: one language, a readable format with a summary. RL could not have found that format on its own (notebook 05's sweep).
 # * **Stage 2**'s language-consistency reward kept the reasoning in one language. The paper reports that this costs a little accuracy; in the tiny world the difference in pass@1 is within a point or two either way, because here one language is not harder than the other.
-# * The models trained on reasoning alone (cold start, stage 2) answer general requests worse than the base. **Stage 3**'s mix brings general replies back, and **stage 4**'s reward model works on them further, while the rule rewards hold the reasoning. Each stage fixes what the previous one left out, and none of them gives up more than a few points of the accuracy R1-Zero reached.
+# * The models trained on reasoning alone (cold start, stage 2) answer general requests worse than the base. **Stage 3**'s mix brings general replies back. **Stage 4** then optimises them against the reward model while the rule rewards hold the reasoning; whether that makes them *better* this table cannot say, because its general score is the very reward model stage 4 optimised (exercise 3 shows replies it scores highest that a person would not want). Each stage fixes what the previous one left out, and none of them gives up more than a few points of the accuracy R1-Zero reached.
 # * Stage 3 **from the base** is the paper's choice, a clean start on broad data; **from stage 2** keeps whatever stage 2's RL added. The sentence below compares the two on this run.
 #
 # ## Exercises

@@ -163,7 +163,7 @@ for name, plan in plans.items():
     folder = launch_root / name.split(" (")[0].replace(" ", "_").replace(",", "")
     written[name] = write_launch(plan, profile.grpo, folder)
     print(f"## {name}: {folder}")
-    print("\n".join(launch_commands(plan, folder)), "\n")
+    print("\n".join(launch_commands(plan)), "\n")  # as launch.sh runs them: $HERE is its own folder
 print(written["8 GPUs, ZeRO-3, vLLM server"]["accelerate"].read_text())
 
 # %% [markdown]

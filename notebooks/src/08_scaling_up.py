@@ -13,6 +13,7 @@
 import json
 import time
 import warnings
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -161,9 +162,12 @@ launch_root = runs_dir("08_scaling_up", profile.name, "launch")
 written = {}
 for name, plan in plans.items():
     folder = launch_root / name.split(" (")[0].replace(" ", "_").replace(",", "")
-    written[name] = write_launch(plan, profile.grpo, folder)
+    with warnings.catch_warnings(record=True) as caught:  # shown as notes below, with the plan they concern
+        warnings.simplefilter("always")
+        written[name] = write_launch(plan, profile.grpo, folder)
     print(f"## {name}: {folder}")
-    print("\n".join(launch_commands(plan)), "\n")  # as launch.sh runs them: $HERE is its own folder
+    print("\n".join(launch_commands(plan)))  # as launch.sh runs them: $HERE is its own folder
+    print("".join(f"note: {w.message}\n" for w in caught))
 print(written["8 GPUs, ZeRO-3, vLLM server"]["accelerate"].read_text())
 
 # %% [markdown]
@@ -215,7 +219,7 @@ print(f"{len(cold_start)} cold-start examples; TRL SFT loss {sft_losses[0]:.3f} 
 for stage, teacher in (("sft", None), ("distill", "Qwen/Qwen2.5-7B")):
     plan = LaunchPlan(stage, "zero3", 8, "transformers", "bf16", model="Qwen/Qwen2.5-1.5B", teacher=teacher,
                       data="runs/pipeline/gpu/rejection_data/rejection.jsonl")
-    print(f"{stage}: " + launch_commands(plan, f"launch_{stage}")[0])
+    print(f"{stage}: " + launch_commands(plan)[0].replace(f"{Path.cwd()}/", ""))  # paths shown from this folder
 
 # %% [markdown]
 # ## Exercises
@@ -235,7 +239,10 @@ for batch in (4, 8, 16, 32, 64):
 # %% [solution]
 # Solution to exercise 2 (collapsed).
 plan = LaunchPlan("grpo", "zero3", 16, "vllm-server", "bf16", model="Qwen/Qwen2.5-7B")
-paths = write_launch(plan, profile.grpo, launch_root / "sixteen")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    paths = write_launch(plan, profile.grpo, launch_root / "sixteen")
+print("".join(f"note: {w.message}\n" for w in caught))
 print(paths["accelerate"].read_text().split("num_processes: ")[1].split()[0], "training processes")
 # 15: one GPU serves vLLM, and accelerate starts one training process per remaining GPU. (Across two machines,
 # set num_machines: 2 and the main process address in the same file.)

@@ -456,7 +456,10 @@ class Trainer:
             self.outcome = "interrupted"
             self._save_after_interrupt()
         finally:
+            shown = not bar.disable  # close() disables the bar
             bar.close()
+            if self.outcome == "stopped" and shown and hasattr(bar, "disp"):
+                bar.disp(bar_style="info", check_delay=False)  # a budget's stop ends the run: the bar is not red
             for callback in self.callbacks:
                 callback.on_train_end(self)
         return self.state.history

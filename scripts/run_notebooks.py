@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import html
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -23,6 +25,56 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def _progress_text(models: dict, box: dict) -> str | None:
+    """The text of a tqdm progress bar (an HBox of text, bar, text) in its saved, final state."""
+    children = [models.get(c.removeprefix("IPY_MODEL_"), {}) for c in box.get("state", {}).get("children", [])]
+    if len(children) != 3 or children[1].get("model_name") != "FloatProgressModel":
+        return None
+    left, bar, right = (child.get("state", {}) for child in children)
+    fraction = min(1.0, (bar.get("value") or 0) / bar["max"]) if bar.get("max") else 0.0
+    text = f"{left.get('value', '')}|{'█' * round(10 * fraction):<10}|{right.get('value', '')}"
+    return html.unescape(text).replace("\u2007", " ")
+
+
+def finish_progress_text(notebook: nbformat.NotebookNode) -> int:
+    """Give every progress bar's plain-text copy (what GitHub, or Colab before running, shows) the
+    bar's final state; tqdm leaves its first frame (``0%|``) there. Returns how many were rewritten."""
+    models = notebook.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    rewritten = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW)
+            text = _progress_text(models, models.get(view["model_id"], {})) if view else None
+            if text is not None:
+                output["data"]["text/plain"] = text
+                rewritten += 1
+    return rewritten
+
+
+def output_problems(notebook: dict, name: str = "notebook") -> list[str]:
+    """What a published notebook must not show a reader: an error, a Python warning, a temporary
+    ``/tmp/`` path, or a progress bar frozen at its first frame (``0%|``)."""
+    problems = []
+    for index, cell in enumerate(notebook.get("cells", [])):
+        for output in cell.get("outputs", []):
+            kind = output.get("output_type")
+            texts = [output.get("text", "")] + [output.get("data", {}).get("text/plain", "")]
+            text = "".join("".join(t) if isinstance(t, list) else t for t in texts)
+            where = f"{name} cell {index}"
+            if kind == "error":
+                problems.append(f"{where}: an error ({output.get('ename')})")
+            if "/tmp/" in text:
+                problems.append(f"{where}: a temporary path: {text[text.index('/tmp/'):][:80]!r}")
+            warning = re.search(r"[^\n]*\b\w+Warning: [^\n]*", text)
+            if warning:
+                problems.append(f"{where}: a warning: {warning.group(0)[:120]!r}")
+            if re.search(r"(^|\s)0%\|", text):
+                problems.append(f"{where}: a progress bar at its first frame: {text.strip()[:80]!r}")
+    return problems
 
 
 def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 1800, in_place: bool = False) -> nbformat.NotebookNode:
@@ -37,6 +89,7 @@ def execute_notebook(path: Path, out_dir: Path | None = None, timeout: int = 180
     began = time.time()
     try:
         client.execute()
+        finish_progress_text(notebook)
     finally:
         notebook.metadata["r1course"] = {
             "profile": os.environ.get("R1LIB_PROFILE", "(auto)"),
@@ -69,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
             where = path if args.in_place else args.out / path.name
             print(f"FAILED {path.name} after {time.time() - began:.0f}s; see {where}\n{error}")
             return 1
+        if args.in_place:
+            problems = output_problems(nbformat.read(path, as_version=4), path.name)
+            if problems:
+                print("\n".join([f"FAILED {path.name}: its outputs are not fit to publish", *problems]))
+                return 1
         print(f"ok      {path.name} in {time.time() - began:.0f}s", flush=True)
     print(f"all {len(paths)} notebooks ran in {time.time() - total:.0f}s")
     return 0

@@ -135,3 +135,25 @@ def test_committed_notebooks_carry_the_outputs_of_a_cpu_run():
                             for c in notebook["cells"] for o in c.get("outputs", []))
         if shows_widgets:  # the saved widgets render from the stored state, with a static copy for GitHub
             assert notebook["metadata"].get("widgets"), f"{path.name} shows widgets but stores no widget state"
+
+
+def test_committed_outputs_show_no_error_warning_temporary_path_or_frozen_progress_bar():
+    """What GitHub and Colab show before anything runs: `make publish-notebooks` refuses these too."""
+    check = _load_script("run_notebooks").output_problems
+    problems = [p for path in NOTEBOOKS for p in check(json.loads(path.read_text()), path.name)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_output_check_catches_what_it_names():
+    check = _load_script("run_notebooks").output_problems
+    clean = {"cells": [{"outputs": [{"output_type": "stream", "name": "stdout", "text": "runs/03_r1_zero/cpu\n"}]}]}
+    assert check(clean) == []
+    planted = {
+        "/tmp/": {"output_type": "stream", "name": "stdout", "text": "teacher: /tmp/tmp.x1/04_aha\n"},
+        "warning": {"output_type": "stream", "name": "stderr", "text": "/x.py:3: UserWarning: careful\n  warn()\n"},
+        "first frame": {"output_type": "display_data", "data": {"text/plain": "GRPO:   0%|          | 0/100"}},
+        "error": {"output_type": "error", "ename": "KeyError", "evalue": "", "traceback": []},
+    }
+    for what, output in planted.items():
+        found = check({"cells": [{"outputs": [output]}]}, "nb")
+        assert len(found) == 1 and found[0].startswith("nb cell 0"), (what, found)

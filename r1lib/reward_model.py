@@ -305,6 +305,9 @@ def train_reward_model(
     """
     trainer = RewardModelTrainer(model, tokenizer, pairs, config, output_dir, progress=progress)
     history = trainer.train(resume_from=output_dir is not None)
+    if trainer.outcome == "interrupted":  # the caller must not use a half-trained scorer as if it were done
+        raise KeyboardInterrupt(f"reward-model training stopped at step {trainer.state.step} of {config.max_steps}"
+                                + (f"; run again to resume from {output_dir}" if output_dir is not None else ""))
     model.eval()
     return history
 

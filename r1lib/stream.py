@@ -64,10 +64,6 @@ class ExampleStream(Generic[T]):
             self.position += 1
         return picked
 
-    def fingerprint(self) -> str:
-        """:func:`fingerprint` of the items, in their given order."""
-        return fingerprint(self.items)
-
     def state_dict(self) -> dict[str, int]:
         """JSON-able state; :meth:`load_state_dict` restores it."""
         return {"epoch": self.epoch, "position": self.position, "size": len(self.items), "seed": self.seed}

@@ -48,7 +48,6 @@ from .checkpoint import (
     checkpoint_problem,
     checkpoint_step,
     complete_checkpoints,
-    latest_checkpoint,
     load_checkpoint,
     load_extra_tensors,
     read_state,
@@ -147,22 +146,25 @@ class _HeldInterrupts:
     def __init__(self, reraise: bool = True) -> None:
         self.reraise = reraise
         self.received = False
+        self._owner = False
         self._previous: Any = None
 
     def __enter__(self) -> _HeldInterrupts:
-        if not _HeldInterrupts._holding and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._hold)
+        self._owner = not _HeldInterrupts._holding and threading.current_thread() is threading.main_thread()
+        if self._owner:
             _HeldInterrupts._holding = True
+            self._previous = signal.signal(signal.SIGINT, self._hold)
         return self
 
     def _hold(self, signum: int, frame: Any) -> None:
         self.received = True
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        if self._previous is None:
+        if not self._owner:
             return
-        signal.signal(signal.SIGINT, self._previous)
-        _HeldInterrupts._holding = False
+        _HeldInterrupts._holding = False  # first: a signal after the restore below must find the flag right
+        # None: the handler was set outside Python; Python's own default is the closest to restore
+        signal.signal(signal.SIGINT, self._previous if self._previous is not None else signal.default_int_handler)
         if self.received and self.reraise and kind is None:
             raise KeyboardInterrupt
 
@@ -219,7 +221,9 @@ class Trainer:
         self._finishing_step = False  # an update is applied; its evaluation, log and save are not done yet
         self._saved_step: int | None = None  # the step of the newest checkpoint that matches this trainer
         self._skipped_in_a_row = 0
-        self.outcome: str | None = None  # after train(): "completed", "stopped" (request_stop) or "interrupted"
+        # after train(): "completed", "stopped" (request_stop), "interrupted" (Ctrl-C) or "failed" (it raised)
+        self.outcome: str | None = None
+        self._partly_loaded: Path | None = None  # a checkpoint whose loading failed halfway
         self.memory_estimate: MemoryEstimate | None = None  # set by preflight()
         self._check_trainable_precision()
 
@@ -229,7 +233,7 @@ class Trainer:
             raise ValueError(
                 f"{len(half)} trainable parameters are float16 (e.g. {half[0]}); fp16 loss scaling needs float32 "
                 "weights to update (torch refuses to unscale fp16 gradients). Load the model in float32 "
-                "(torch_dtype=torch.float32) and keep fp16=True for autocast, or train LoRA adapters on the half base."
+                "(dtype=torch.float32) and keep fp16=True for autocast, or train LoRA adapters on the half base."
             )
 
     # ------------------------------------------------------------------ what a subclass provides
@@ -430,6 +434,11 @@ class Trainer:
         """
         if resume_from and self.output_dir is None:
             raise ValueError("resuming needs an output_dir with checkpoints")
+        if self._partly_loaded is not None:
+            raise RuntimeError(
+                f"this trainer's model and optimizer were partly loaded from {self._partly_loaded} before loading "
+                "failed; build the model and the trainer again before training"
+            )
         self.outcome = None
         self._check_output_dir()
         if resume_from:
@@ -438,23 +447,26 @@ class Trainer:
             message = self.preflight()
             if message and self.device.type == "cuda":
                 print(message)
-        if self.state.step == 0 and not self._finishing_step:
-            self._start_fresh()
         self._stop_requested = False
-        for callback in self.callbacks:
-            callback.on_train_begin(self)
         bar = tqdm(total=self.config.max_steps, initial=self.state.step, desc=self.name, disable=not self.progress)
         try:
+            if self.state.step == 0 and not self._finishing_step:
+                self._start_fresh()  # in the try: a stop during step 0's evaluation is a stop like any other
+            for callback in self.callbacks:
+                callback.on_train_begin(self)
             while True:
                 if self._finishing_step and self._finish_step(bar):
                     break
-                if self.state.step >= self.config.max_steps:
+                if self.state.step >= self.config.max_steps or self._stop_requested:
                     break
                 self._take_step()
             self.outcome = "completed" if self.state.step >= self.config.max_steps else "stopped"
         except KeyboardInterrupt:
             self.outcome = "interrupted"
             self._save_after_interrupt()
+        except Exception:
+            self.outcome = "failed"
+            raise
         finally:
             shown = not bar.disable  # close() disables the bar
             bar.close()
@@ -516,21 +528,24 @@ class Trainer:
             except KeyboardInterrupt:
                 self._rollback(snapshot)
                 raise
+        record = self._pending[-1]
+        flush = last or evaluated or step % self.config.logging_steps == 0
         with _HeldInterrupts():
-            record = self._pending[-1]
-            # From here the step counts as finished: a callback that raises below (a KeyboardInterrupt
-            # of its own, say) finds the record already logged, and the interrupt save must not redo it.
-            self._finishing_step = False
-            bar.update(step - bar.n)
-            shown = {k: f"{record[k]:.3g}" for k in self.progress_keys if isinstance(record.get(k), float)}
-            bar.set_postfix(shown, refresh=False)
-            if last or evaluated or step % self.config.logging_steps == 0:
-                self._flush()
-            stopping = self._stop_requested and not last
-            if stopping:
-                self._flush()
-            if self.output_dir is not None and (step % self.config.save_steps == 0 or last or stopping):
-                self.save()
+            # The step counts as finished from here, and its record is logged whole: a stop that comes
+            # later (in a callback, say) finds both done, and a checkpoint saved before is out of date.
+            self._finishing_step, self._saved_step = False, None
+            logged = self._flush_records() if flush else []
+        bar.update(step - bar.n)
+        bar.set_postfix({k: f"{record[k]:.3g}" for k in self.progress_keys if isinstance(record.get(k), float)},
+                        refresh=False)
+        self._announce(logged)  # callbacks run outside the held block: a hanging one can still be stopped
+        stopping = self._stop_requested and not last
+        if stopping:
+            with _HeldInterrupts():
+                logged = self._flush_records()
+            self._announce(logged)
+        if self.output_dir is not None and (step % self.config.save_steps == 0 or last or stopping):
+            self.save()
         return stopping
 
     def _save_after_interrupt(self) -> None:
@@ -566,17 +581,29 @@ class Trainer:
             self._record({"step": 0, **self.evaluate()})
 
     def _flush(self) -> None:
-        if self._pending:
-            record, self._pending = _merge(self._pending), []
-            self._record(record)
+        self._announce(self._flush_records())
+
+    def _flush_records(self) -> list[Record]:
+        """Merge the open logging window into one record and log it (no callbacks); return it."""
+        if not self._pending:
+            return []
+        record, self._pending = _merge(self._pending), []
+        return [self._log_record(record)]
 
     def _record(self, record: Record) -> None:
+        self._announce([self._log_record(record)])
+
+    def _log_record(self, record: Record) -> Record:
         record = _jsonable(record)
         self.state.history.append(record)
         if self.output_dir is not None:
             self.append_jsonl(self.metrics_path, record)
-        for callback in self.callbacks:
-            callback.on_log(self, record)
+        return record
+
+    def _announce(self, records: list[Record]) -> None:
+        for record in records:
+            for callback in self.callbacks:
+                callback.on_log(self, record)
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -628,9 +655,11 @@ class Trainer:
                 self._restore(path, allow_config_changes)
             except CheckpointError as error:
                 if resume_from is not True or index == 0:
+                    self._partly_loaded = path  # the weights may be this checkpoint's already: refuse to train on
                     raise
                 warnings.warn(f"{error}; resuming from {candidates[index - 1].name} instead", stacklevel=2)
                 continue
+            self._partly_loaded = None
             self._retire_newer_than(path)
             return True
         return False
@@ -668,8 +697,10 @@ class Trainer:
 
     def _retire_newer_than(self, path: Path) -> None:
         step = checkpoint_step(path)
-        newer = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir() and checkpoint_step(p) > step]
-        if step is None or not newer:
+        if step is None or Path(path).parent.resolve() != self.checkpoint_dir.resolve():
+            return  # a checkpoint from elsewhere: this run's own folder is not a branch of it
+        newer = [p for p in self.checkpoint_dir.glob("step-*") if p.is_dir() and (checkpoint_step(p) or -1) > step]
+        if not newer:
             return
         place = self.output_dir / "abandoned_checkpoints" / f"after-{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         place.mkdir(parents=True, exist_ok=True)

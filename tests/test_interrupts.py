@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from r1lib.checkpoint import complete_checkpoints
 from r1lib.grpo import GRPOTrainer
+from r1lib.trainer import TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).parent / "helpers"))
 from grpo_run import make_trainer  # noqa: E402
@@ -36,7 +37,7 @@ def sigint() -> None:
 
 def grpo(run_dir: Path, **overrides) -> GRPOTrainer:
     base = make_trainer(str(run_dir), STEPS)
-    config = replace(base.config, save_steps=2, eval_steps=2, **overrides)
+    config = replace(base.config, **{"save_steps": 2, "eval_steps": 2, **overrides})
     return GRPOTrainer(base.model, base.tokenizer, base.task, base.reward_funcs, base.train_examples, config, run_dir,
                        eval_examples=base.task.generate(4, seed=9), progress=False)
 
@@ -80,8 +81,8 @@ def interrupt_once(trainer, owner, name: str, at_call: int, before: bool) -> dic
     return calls
 
 
-def finish_and_compare(run_dir: Path, reference) -> GRPOTrainer:
-    resumed = grpo(run_dir)
+def finish_and_compare(run_dir: Path, reference, **overrides) -> GRPOTrainer:
+    resumed = grpo(run_dir, **overrides)
     resumed.train(resume_from=True)
     assert resumed.outcome == "completed"
     expected_records, expected_weights = reference
@@ -227,4 +228,34 @@ def test_a_callback_that_raises_keyboardinterrupt_after_a_step_leaves_a_resumabl
     trainer.add_callback(stop_at_three)
     trainer.train()
     assert trainer.outcome == "interrupted" and trainer.state.step == 3
+    finish_and_compare(run_dir, reference)
+
+
+def test_a_second_stop_after_resuming_from_a_stop_in_an_evaluation_logs_nothing_twice(tmp_path):
+    """Stopped during step 1's evaluation (step 1 is no save step), resumed, stopped again in step 2:
+    the second stop must save step 1 anew, not keep the checkpoint that still waits for step 1's
+    evaluation, or the next resume logs step 1 twice."""
+    settings = dict(eval_steps=1, save_steps=4)
+    reference_dir, run_dir = tmp_path / "reference", tmp_path / "run"
+    expected = grpo(reference_dir, **settings)
+    expected.train()
+    first = grpo(run_dir, **settings)
+    interrupt_once(first, first, "evaluate", 2, before=True)  # evaluation 1 is step 0's
+    first.train()
+    assert first.outcome == "interrupted" and first.state.step == 1
+    second = grpo(run_dir, **settings)
+    interrupt_once(second, second, "sample", 1, before=False)  # step 2's sampling
+    second.train(resume_from=True)
+    assert second.outcome == "interrupted" and second.state.step == 1
+    finish_and_compare(run_dir, (records(reference_dir), weights(expected)), **settings)
+
+
+def test_a_stop_during_step_0s_evaluation_is_an_interruption_and_the_run_starts_again(tmp_path, reference):
+    run_dir = tmp_path / "run"
+    trainer = grpo(run_dir)
+    ended = []
+    trainer.add_callback(type("Ends", (TrainerCallback,), {"on_train_end": lambda self, t: ended.append(t.outcome)})())
+    interrupt_once(trainer, trainer, "evaluate", 1, before=True)
+    trainer.train()
+    assert trainer.outcome == "interrupted" and trainer.state.step == 0 and ended == ["interrupted"]
     finish_and_compare(run_dir, reference)

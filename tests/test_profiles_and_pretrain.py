@@ -199,3 +199,27 @@ def test_the_data_directory_can_be_moved(monkeypatch, tmp_path):
     assert data_dir() == tmp_path
     monkeypatch.delenv("R1LIB_DATA_DIR")
     assert (data_dir() / "tiny-base" / "config.json").is_file()
+
+
+def test_a_stopped_pretraining_publishes_no_base(tmp_path, monkeypatch):
+    """Ctrl-C during `make tiny-models` used to write the half-trained model as the base, statistics and all."""
+    from r1lib.tiny.pretrain import PretrainTrainer
+
+    small = TinyModelConfig(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64)
+    config = PretrainConfig(max_steps=6, per_device_train_batch_size=4, warmup_steps=1, save_steps=2, eval_steps=6,
+                            eval_examples=4, model=small)
+    real = PretrainTrainer.training_step
+
+    def stop_at_four(self):
+        if self.state.step == 3:
+            raise KeyboardInterrupt
+        return real(self)
+
+    monkeypatch.setattr(PretrainTrainer, "training_step", stop_at_four)
+    with pytest.raises(KeyboardInterrupt, match="stopped at step 3 of 6; run the same command again"):
+        pretrain(tmp_path / "base", config, progress=False)
+    assert not (tmp_path / "base").exists() and (tmp_path / "base.work" / "checkpoints" / "step-000003").exists()
+    monkeypatch.setattr(PretrainTrainer, "training_step", real)
+    pretrain(tmp_path / "base", config, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "base" / "pretrain_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]

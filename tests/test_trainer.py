@@ -11,7 +11,7 @@ from transformers import get_scheduler
 
 from r1lib.checkpoint import complete_checkpoints, latest_checkpoint
 from r1lib.configs import GRPOConfig, SFTConfig, TrainingConfig
-from r1lib.stream import ExampleStream, RandomStream
+from r1lib.stream import ExampleStream, RandomStream, fingerprint
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 from r1lib.trainer import Trainer, TrainerCallback, log_to
 
@@ -407,7 +407,7 @@ def test_an_unwritable_output_dir_fails_before_any_compute(model, tiny_tokenizer
 def test_resuming_on_other_data_of_the_same_size_is_refused(tiny_tokenizer, tmp_path):
     class FingerprintedToy(ToyTrainer):
         def data_fingerprint(self):
-            return {"train_examples": ExampleStream(self.rows).fingerprint()}
+            return {"train_examples": fingerprint([row.tolist() for row in self.rows])}
 
     config = TrainingConfig(max_steps=4, per_device_train_batch_size=4, save_steps=2)
     FingerprintedToy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), config, tmp_path, progress=False).train()
@@ -420,7 +420,7 @@ def test_resuming_on_other_data_of_the_same_size_is_refused(tiny_tokenizer, tmp_
 
 def test_full_training_of_fp16_weights_with_loss_scaling_is_refused_with_the_fix(model, tiny_tokenizer):
     model.half()
-    with pytest.raises(ValueError, match=r"trainable parameters are float16.*torch_dtype=torch.float32.*LoRA"):
+    with pytest.raises(ValueError, match=r"trainable parameters are float16.*dtype=torch.float32.*LoRA"):
         toy(model, tiny_tokenizer, fp16=True)
 
 
@@ -430,3 +430,34 @@ def test_costs_are_summed_over_a_logging_window(model, tiny_tokenizer):
     trainer.training_step = lambda: {**real(), "flops/training": 100.0}
     history = trainer.train()
     assert [(r["step"], r["logged_steps"], r["flops/training"]) for r in history] == [(3, 3, 300.0), (5, 2, 200.0)]
+
+
+def test_a_budget_spent_before_the_first_step_stops_without_a_step(model, tiny_tokenizer):
+    class SpentAlready(TrainerCallback):
+        def on_train_begin(self, trainer):
+            trainer.request_stop()
+
+    trainer = toy(model, tiny_tokenizer, max_steps=4)
+    trainer.add_callback(SpentAlready())
+    trainer.training_step = lambda: pytest.fail("took a step after the budget was spent")
+    trainer.train()
+    assert trainer.outcome == "stopped" and trainer.state.step == 0
+
+
+def test_a_checkpoint_that_fails_halfway_leaves_a_trainer_that_refuses_to_train(tiny_tokenizer, tmp_path):
+    toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path, max_steps=2, save_steps=2).train()
+    optimizer_file = tmp_path / "checkpoints" / "step-000002" / "optimizer.safetensors"
+    optimizer_file.write_bytes(b"\xff" * optimizer_file.stat().st_size)  # same size: found only when read
+    trainer = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=1), tiny_tokenizer, tmp_path, max_steps=4, save_steps=2)
+    with pytest.raises(Exception, match="optimizer.safetensors cannot be read"):
+        trainer.train(resume_from=True)
+    with pytest.raises(RuntimeError, match="partly loaded from .*step-000002.*build the model and the trainer again"):
+        trainer.train()
+
+
+def test_resuming_from_a_checkpoint_outside_the_run_moves_nothing(tiny_tokenizer, tmp_path):
+    toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "backup", max_steps=2, save_steps=2).train()
+    toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "run", max_steps=4, save_steps=2).train()
+    trainer = toy(build_tiny_model(tiny_tokenizer, SMALL, seed=0), tiny_tokenizer, tmp_path / "run", max_steps=4, save_steps=2)
+    assert trainer.resume(tmp_path / "backup" / "checkpoints" / "step-000002")
+    assert [p.name for p in complete_checkpoints(tmp_path / "run" / "checkpoints")] == ["step-000002", "step-000004"]

@@ -191,6 +191,9 @@ def pretrain(out: str | Path, config: PretrainConfig = PretrainConfig(), progres
     model = build_tiny_model(tokenizer, config.model, seed=config.seed)
     trainer = PretrainTrainer(model, tokenizer, config, out.with_name(out.name + ".work"), progress=progress)
     trainer.train(resume_from=True)
+    if trainer.outcome != "completed":  # a stopped run is not a base: keep it in .work to resume, publish nothing
+        raise KeyboardInterrupt(f"pretraining stopped at step {trainer.state.step} of {config.max_steps}; "
+                                f"run the same command again to resume it from {trainer.output_dir}")
     model.eval()
     stats = {"samples_per_problem": REPORT_SAMPLES, "problems_per_task": config.eval_examples,
              **base_statistics(model, tokenizer, config.eval_examples, k=REPORT_SAMPLES)}

@@ -157,3 +157,24 @@ def test_the_output_check_catches_what_it_names():
     for what, output in planted.items():
         found = check({"cells": [{"outputs": [output]}]}, "nb")
         assert len(found) == 1 and found[0].startswith("nb cell 0"), (what, found)
+
+
+def test_a_progress_bar_is_judged_by_its_saved_final_state():
+    run = _load_script("run_notebooks")
+
+    def notebook(text, value):
+        state = {"box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_l", "IPY_MODEL_b", "IPY_MODEL_r"]}},
+                 "l": {"model_name": "HTMLModel", "state": {"value": f"SFT:\u2007{100 * value // 4}%"}},
+                 "b": {"model_name": "FloatProgressModel", "state": {"value": value, "max": 4}},
+                 "r": {"model_name": "HTMLModel", "state": {"value": f"\u2007{value}/4"}}}
+        output = {"output_type": "display_data", "data": {"text/plain": text, run.WIDGET_VIEW: {"model_id": "box"}}}
+        return {"metadata": {"widgets": {run.WIDGET_STATE: {"state": state}}}, "cells": [{"outputs": [output]}]}
+
+    frozen = notebook("SFT:   0%|          | 0/4", 4)  # tqdm's first frame of a bar that ended at 4/4
+    assert len(run.output_problems(frozen)) == 1
+    assert run.finish_progress_text(frozen) == 1
+    assert frozen["cells"][0]["outputs"][0]["data"]["text/plain"] == "SFT: 100%|██████████| 4/4"
+    assert run.output_problems(frozen) == []
+    nothing_to_do = notebook("SFT: 0%|          | 0/4", 0)  # a run whose budget was spent before its first step
+    run.finish_progress_text(nothing_to_do)
+    assert run.output_problems(nothing_to_do) == []

@@ -34,7 +34,7 @@ course: install
 	R1LIB_PROFILE=$(PROFILE) $(PY) scripts/run_notebooks.py --out notebooks/executed
 
 test: install
-	R1LIB_PROFILE=smoke $(PY) -m pytest -n $(TEST_WORKERS)
+	R1LIB_PROFILE=smoke $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-browser: install
 	$(PY) -m pip install -q -e ".[browser]"

@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.installed
 PROFILE ?= cpu
 # Tests run in 2 processes of one thread each (tests/conftest.py): tiny models gain little from a
 # second thread, and two single-threaded workers keep both cores busy through imports and subprocesses.
+# Each test file stays on one worker, in order (the notebooks read what earlier notebooks trained).
 TEST_WORKERS ?= 2
 
 .PHONY: help install course test test-browser lab notebooks publish-notebooks tiny-models benchmarks clean
@@ -34,7 +35,7 @@ course: install
 	R1LIB_PROFILE=$(PROFILE) $(PY) scripts/run_notebooks.py --out notebooks/executed
 
 test: install
-	R1LIB_PROFILE=smoke $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	R1LIB_PROFILE=smoke $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-browser: install
 	$(PY) -m pip install -q -e ".[browser]"

@@ -111,9 +111,8 @@ def test_the_colab_install_cell_is_idempotent_and_survives_a_restart(tmp_path):
         assert result["cwd"] == str(course / "notebooks") and result["path_entries"] == 1 and result["tiny_base"]
 
 
-# One worker runs them all, in order (pytest-xdist's loadgroup): each notebook reads what the ones
-# before it trained, in the shared runs folder.
-@pytest.mark.xdist_group(name="notebooks")
+# `make test` runs each test file on one worker (pytest-xdist's loadfile), so these run in order:
+# each notebook reads what the ones before it trained, in the shared runs folder.
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_smoke_profile(path, runs, monkeypatch):
     monkeypatch.setenv("R1LIB_PROFILE", "smoke")

@@ -43,6 +43,11 @@ from .trainer import Record, Trainer, TrainerCallback, parameter_count
 # ---------------------------------------------------------------------- the losses
 
 
+def divergence_beta(divergence: str, beta: float) -> float:
+    """The JSD interpolation of a named divergence: forward KL is beta 0, reverse KL beta 1."""
+    return {"forward_kl": 0.0, "reverse_kl": 1.0, "jsd": beta}[divergence]
+
+
 def check_top_k(top_k: int | None, beta: float) -> None:
     """Refuse a ``top_k`` that :func:`kd_loss` cannot make a divergence of, naming the fix."""
     if top_k is None:
@@ -128,7 +133,7 @@ def kd_loss(
     """
     if student_logits.shape[-1] != teacher_logits.shape[-1]:
         raise ValueError(f"student vocabulary {student_logits.shape[-1]} != teacher vocabulary {teacher_logits.shape[-1]}")
-    b = {"forward_kl": 0.0, "reverse_kl": 1.0, "jsd": beta}[divergence]
+    b = divergence_beta(divergence, beta)
     if top_k is not None and top_k < teacher_logits.shape[-1]:
         per_position = top_k_divergence(student_logits, teacher_logits, top_k, b, temperature)
     else:
@@ -258,7 +263,7 @@ class DistillTrainer(SFTTrainer):
         if not isinstance(config, DistillConfig):
             raise TypeError(f"DistillTrainer needs a DistillConfig, got {type(config).__name__}")
         check_same_vocabulary(student, teacher, tokenizer)
-        check_top_k(config.top_k, {"forward_kl": 0.0, "reverse_kl": 1.0}.get(config.divergence, config.beta))
+        check_top_k(config.top_k, divergence_beta(config.divergence, config.beta))
         if config.lmbda > 0 and (task is None or not prompts):
             raise ValueError("on-policy steps (lmbda > 0) need a task and prompts for the student to answer")
         if config.lmbda < 1 and not traces:

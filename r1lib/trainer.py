@@ -580,9 +580,6 @@ class Trainer:
         if self.does_evaluate and self.evaluate_at_start:
             self._record({"step": 0, **self.evaluate()})
 
-    def _flush(self) -> None:
-        self._announce(self._flush_records())
-
     def _flush_records(self) -> list[Record]:
         """Merge the open logging window into one record and log it (no callbacks); return it."""
         if not self._pending:

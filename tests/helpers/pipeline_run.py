@@ -45,12 +45,13 @@ if __name__ == "__main__":
     torch.set_num_threads(1)
     pause = float(os.environ.get("SLOW_STEPS", "0"))
     if pause:  # stage 3's trainer pauses after each logged step
-        original = Trainer._record
+        original = Trainer._log_record  # every record the loop writes goes through it
 
         def slow_record(self, record):
-            original(self, record)
+            logged = original(self, record)
             if self.output_dir is not None and self.output_dir.name == "rejection_sft":
                 time.sleep(pause)
+            return logged
 
-        Trainer._record = slow_record
+        Trainer._log_record = slow_record
     run(sys.argv[1])

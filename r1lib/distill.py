@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from .checkpoint import atomic_write_text, save_checkpoint
 from .hardware import StepShape
 from .configs import DistillConfig
-from .pipeline import rejection_sample
+from .rejection import rejection_sample
 from .rollout import render_prompts, rollout
 from .sft import SFTExample, SFTTrainer
 from .stream import ExampleStream, fingerprint

@@ -15,6 +15,7 @@ from typing import Any
 
 from .format import TAGS, extract_answer, extract_reasoning, is_readable_format, is_strict_format
 from .tasks.base import Example, Task, verify
+from .tasks.bilingual import FIRST_LANGUAGE, SECOND_LANGUAGE, prompt_language
 
 RewardFunc = Callable[..., list[float | None]]
 
@@ -210,7 +211,42 @@ def make_language_consistency_reward(
     return language_consistency
 
 
-tiny_language_consistency_reward = make_language_consistency_reward(TINY_TARGET_WORDS, TINY_FOREIGN_WORDS)
+def make_prompt_language_consistency_reward(
+    vocabularies: dict[str, set[str] | frozenset[str]],
+    language_of: Callable[[Any], str] = prompt_language,
+    name: str = "language_consistency",
+) -> RewardFunc:
+    """The language-consistency reward with the target read from each prompt, as the paper defines it:
+    the share of the reasoning's language words that are in the prompt's language.
+
+    ``vocabularies`` maps each language to its words; ``language_of(prompt)`` names a prompt's
+    language (a key of ``vocabularies``). Words of no vocabulary are neutral; reasoning without any
+    language word gets None. A prompt in an unknown language gets None too (nothing to judge by).
+    """
+    lowered = {language: frozenset(w.lower() for w in words_) for language, words_ in vocabularies.items()}
+    if len(lowered) < 2 or not all(lowered.values()):
+        raise ValueError("need at least two languages, each with at least one word")
+    every = [w for vocabulary in lowered.values() for w in vocabulary]
+    if len(every) != len(set(every)):
+        raise ValueError("a word belongs to two languages")
+    language_words = frozenset(every)
+
+    @never_raises
+    def language_consistency(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+        scores: list[float | None] = []
+        for prompt, completion in zip(prompts, completions):
+            target = lowered.get(language_of(prompt))
+            found = [w for w in words(_reasoning_or_text(completion)) if w in language_words]
+            scores.append(sum(1 for w in found if w in target) / len(found) if found and target else None)
+        return scores
+
+    language_consistency.__name__ = name
+    return language_consistency
+
+
+# English prompts want so/wait, prompts posed in the second language luego/espera (r1lib.tasks.bilingual).
+tiny_language_consistency_reward = make_prompt_language_consistency_reward(
+    {FIRST_LANGUAGE: TINY_TARGET_WORDS, SECOND_LANGUAGE: TINY_FOREIGN_WORDS})
 
 
 def make_script_consistency_reward(name: str = "language_consistency") -> RewardFunc:

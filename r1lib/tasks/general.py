@@ -21,6 +21,7 @@ and repetitive.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -51,6 +52,11 @@ OFF_TOPIC = (
     "The sky is green today.", "3+5+9 so 7", "What time is it?", "I like trains and soup.", "Fish can not fly."
 )
 REJECTION_KINDS = ("rude", "wrong_subject", "truncated", "empty", "off_topic", "repetitive")
+# The gold judge's verdicts, in the order it checks them: a reply gets the first that applies.
+VERDICTS = ("empty", "acceptable", "repetitive", "rude", "wrong_subject", "truncated", "off_topic", "malformed")
+# Phrases only a rude reply contains (the RUDE templates' fixed parts), lower-cased.
+RUDE_MARKERS = ("go away", "whatever", "ugh", "do it yourself", "do not care", "not you again")
+_LETTERS = re.compile(r"[^\W\d_]+")
 
 
 @dataclass(frozen=True)
@@ -127,6 +133,35 @@ class GeneralTask:
         lets the task fit the :class:`Task` protocol; judging replies is the reward model's job.
         """
         return answer.strip() in self.preferred_forms(example)
+
+    def judge(self, reply: str, example: Example) -> str:
+        """The gold judge's verdict on ``reply``: one of :data:`VERDICTS`, the first that applies.
+
+        Unlike a reward model, the rule knows the task: ``acceptable`` is exactly one of the
+        preferred forms; ``wrong_subject`` names another name or word of the pools; ``malformed``
+        is polite and on subject but none of the known forms (a blend of two templates, say).
+        Bounded in time: a few linear scans of the reply.
+        """
+        text = reply.strip()
+        if not text:
+            return "empty"
+        if text in self.preferred_forms(example):
+            return "acceptable"
+        found = [w.lower() for w in _LETTERS.findall(text)]
+        if any(found.count(w) >= 3 for w in set(found)) or any(a == b for a, b in zip(found, found[1:])):
+            return "repetitive"
+        if text in OFF_TOPIC:
+            return "off_topic"
+        lowered = text.lower()
+        if any(marker in lowered for marker in RUDE_MARKERS):
+            return "rude"
+        subject = example.info["subject"].lower()
+        pool = {s.lower() for s in SUBJECTS[example.info["kind"]]}
+        if any(w in pool and w != subject for w in found):
+            return "wrong_subject"
+        if any(form.startswith(text) for form in self.preferred_forms(example)):
+            return "truncated"
+        return "off_topic" if subject not in found else "malformed"
 
     def preferred_reply(self, example: Example, rng: random.Random) -> str:
         """A polite, well-formed reply that addresses the request's name or word."""

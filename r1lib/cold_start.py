@@ -21,9 +21,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .records import PromptCompletion
 from .format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, extract_reasoning
 from .rollout import render_prompts, rollout
-from .sft import SFTExample
 from .tasks.base import Example, Task, verify
 
 # The tiny world's second language and its English words (r1lib.tiny.tokenizer's connectors).
@@ -62,14 +62,14 @@ def build_cold_start(
     model, tokenizer, task: Task, examples: Sequence[Example], samples_per_prompt: int = 4, temperature: float = 1.0,
     max_new_tokens: int = 64, seed: int = 0, max_examples: int | None = None, batch_prompts: int = 64,
     summarise: Callable[[Example, str], str] = default_summary,
-) -> list[SFTExample]:
+) -> list[PromptCompletion]:
     """Sample ``model`` on ``examples`` and keep at most one rewritten, verified sample per prompt.
 
     Stops once ``max_examples`` are collected (None: all that pass). The result is deterministic for
     a given ``seed``.
     """
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    collected: list[SFTExample] = []
+    collected: list[PromptCompletion] = []
     for start in range(0, len(examples), batch_prompts):
         chunk = list(examples[start : start + batch_prompts])
         prompts = render_prompts(tokenizer, [task.prompt(e) for e in chunk])
@@ -78,7 +78,7 @@ def build_cold_start(
             for text in out.texts[i * samples_per_prompt : (i + 1) * samples_per_prompt]:
                 rewritten = rewrite_readable(text, example, task, summarise)
                 if rewritten is not None:
-                    collected.append(SFTExample(task.prompt(example), rewritten))
+                    collected.append(PromptCompletion(task.prompt(example), rewritten))
                     break
             if max_examples is not None and len(collected) >= max_examples:
                 return collected
@@ -88,12 +88,13 @@ def build_cold_start(
 def reference_cold_start(
     task: Task, examples: Sequence[Example], solution_key: str = "solution",
     summarise: Callable[[Example, str], str] = default_summary,
-) -> list[SFTExample]:
+) -> list[PromptCompletion]:
     """Cold-start examples from written solutions (``example.info[solution_key]``, e.g. GSM8K's): the
     solution without its ``#### answer`` line as the reasoning, then a summary and the answer."""
     collected = []
     for example in examples:
         solution = str(example.info.get(solution_key, "")).split("####")[0].strip()
         if solution:
-            collected.append(SFTExample(task.prompt(example), readable(solution, summarise(example, example.answer), example.answer)))
+            completion = readable(solution, summarise(example, example.answer), example.answer)
+            collected.append(PromptCompletion(task.prompt(example), completion))
     return collected

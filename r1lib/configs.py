@@ -84,26 +84,99 @@ class TrainingConfig:
       saved, evaluated and logged. ``save_total_limit`` keeps only the newest checkpoints.
     """
 
-    max_steps: int = 100
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-4
-    lr_scheduler_type: str = "constant"
-    lr_scheduler_kwargs: dict = field(default_factory=dict)
-    warmup_steps: int = 0
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-8
-    max_grad_norm: float = 1.0
-    bf16: bool = False
-    fp16: bool = False
-    seed: int = 0
-    save_steps: int = 50
-    save_total_limit: int | None = None
-    eval_steps: int = 25
-    logging_steps: int = 1
+    max_steps: int = field(
+        default=100,
+        metadata={"help": "Number of optimizer updates in the run. Unlike transformers, there is no -1 meaning "
+                          "'count epochs instead' (SFTConfig has num_train_epochs for that)."},
+    )
+    per_device_train_batch_size: int = field(
+        default=8,
+        metadata={"help": "Items per forward/backward pass (one micro-batch). An item is a completion for GRPO, "
+                          "an example for SFT and a preference pair for the reward model."},
+    )
+    gradient_accumulation_steps: int = field(
+        default=1,
+        metadata={"help": "Micro-batches whose gradients add up to one optimizer update; the update's batch is "
+                          "per_device_train_batch_size times this."},
+    )
+    learning_rate: float = field(
+        default=1e-4,
+        metadata={"help": "Peak AdamW learning rate, reached after warm-up. Each trainer's config sets a default "
+                          "for the tiny models of the course; pretrained LLMs need much smaller rates."},
+    )
+    lr_scheduler_type: str = field(
+        default="constant",
+        metadata={"help": f"Learning-rate schedule, by its name in transformers.get_scheduler: one of "
+                          f"{', '.join(SCHEDULER_TYPES)}. 'constant' has no warm-up: use 'constant_with_warmup'."},
+    )
+    lr_scheduler_kwargs: dict = field(
+        default_factory=dict,
+        metadata={"help": "Extra keyword arguments for the schedule, e.g. {'min_lr_rate': 0.1} for "
+                          "'cosine_with_min_lr'. Empty: none."},
+    )
+    warmup_steps: int = field(
+        default=0,
+        metadata={"help": "Optimizer steps of linear warm-up from 0 to learning_rate. 0: use warmup_ratio."},
+    )
+    warmup_ratio: float = field(
+        default=0.0,
+        metadata={"help": "Warm-up as a fraction of max_steps (rounded up), in [0, 1); read only when "
+                          "warmup_steps is 0. transformers 5 dropped this field: r1lib.scale passes it to TRL "
+                          "as warmup_steps."},
+    )
+    weight_decay: float = field(
+        default=0.0,
+        metadata={"help": "AdamW's decoupled weight decay, in [0, 1). 0 turns it off."},
+    )
+    adam_beta1: float = field(
+        default=0.9,
+        metadata={"help": "AdamW's decay rate for its running mean of gradients, in [0, 1)."},
+    )
+    adam_beta2: float = field(
+        default=0.999,
+        metadata={"help": "AdamW's decay rate for its running mean of squared gradients, in [0, 1)."},
+    )
+    adam_epsilon: float = field(
+        default=1e-8,
+        metadata={"help": "AdamW's constant added to the denominator so that the update never divides by 0."},
+    )
+    max_grad_norm: float = field(
+        default=1.0,
+        metadata={"help": "Clip the gradient's global L2 norm to this value before each update (> 0)."},
+    )
+    bf16: bool = field(
+        default=False,
+        metadata={"help": "bfloat16 autocast on CUDA (GPUs of compute capability 8.0 or newer, e.g. A100, H100). "
+                          "Ignored on the CPU, which runs the same code in float32."},
+    )
+    fp16: bool = field(
+        default=False,
+        metadata={"help": "float16 autocast with a gradient scaler on CUDA (older GPUs, e.g. T4, V100). Ignored on "
+                          "the CPU. At most one of bf16 and fp16."},
+    )
+    seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the trainer's random generator (data order, sampling): the same seed and "
+                          "settings repeat a run."},
+    )
+    save_steps: int = field(
+        default=50,
+        metadata={"help": "Write a checkpoint every this many optimizer steps; the last step is always saved."},
+    )
+    save_total_limit: int | None = field(
+        default=None,
+        metadata={"help": "Keep only this many of the newest checkpoints, deleting older ones. None: keep all."},
+    )
+    eval_steps: int = field(
+        default=25,
+        metadata={"help": "Evaluate every this many optimizer steps, and at the last step, when the trainer "
+                          "has evaluation data."},
+    )
+    logging_steps: int = field(
+        default=1,
+        metadata={"help": "Log metrics (averaged over the window) every this many optimizer steps, and at the "
+                          "last step."},
+    )
 
     def __post_init__(self) -> None:
         problems = _check_types(self)
@@ -168,29 +241,125 @@ class GRPOConfig(TrainingConfig):
     consecutive steps, with the sampling policy's log-probs kept as "old" for the clipped ratio.
     """
 
-    per_device_train_batch_size: int = 64
-    learning_rate: float = 2e-4
-    num_generations: int = 8
-    beta: float = 0.0
-    use_bias_correction_kl: bool = False  # multiply the per-token KL by the importance ratio (TRL's default: True)
-    epsilon: float = 0.2
-    epsilon_high: float | None = None
-    num_iterations: int = 1
-    loss_type: str = "dr_grpo"
-    scale_rewards: str = "none"
-    importance_sampling_level: str = "token"
-    mask_truncated_completions: bool = True
-    reward_weights: list[float] | None = None
-    sync_ref_model: bool = False  # refresh the reference every ref_model_sync_steps (R1 reset it every 400)
-    ref_model_sync_steps: int = 512
-    ref_model_mixup_alpha: float = 0.6  # ref <- alpha * policy + (1 - alpha) * ref; 1.0 is a reset
-    dynamic_sampling: bool = False  # DAPO: drop zero-spread groups and refill from new prompts
-    max_extra_groups: int | None = None  # cap on refill groups per step; None: 2 x prompts_per_step
-    max_completion_length: int = 64
-    temperature: float = 1.0
-    top_p: float = 1.0
-    eval_examples: int = 128
-    log_completions: int = 32  # completions written to completions.jsonl per generation batch (whole groups first)
+    per_device_train_batch_size: int = field(
+        default=64,
+        metadata={"help": "Completions per forward/backward pass (as in TRL), a multiple of num_generations. "
+                          "Times gradient_accumulation_steps it is the generation batch sampled for each step."},
+    )
+    learning_rate: float = field(
+        default=2e-4,
+        metadata={"help": "Peak learning rate. 2e-4 suits the course's tiny models trained from scratch; "
+                          "pretrained LLMs take about 1e-6 (TRL's default), and R1-Zero used 3e-6."},
+    )
+    num_generations: int = field(
+        default=8,
+        metadata={"help": "Completions sampled per prompt (the group, G in the paper), >= 2: each completion's "
+                          "advantage is its reward relative to its group. R1 used 16."},
+    )
+    beta: float = field(
+        default=0.0,
+        metadata={"help": "Weight of the per-token k3 KL penalty towards the reference model, >= 0. 0 (TRL's "
+                          "default, as in Dr. GRPO and DAPO) needs no reference model; R1 used 0.001."},
+    )
+    use_bias_correction_kl: bool = field(
+        default=False,
+        metadata={"help": "Multiply the per-token KL by the importance ratio pi_theta / pi_old (the "
+                          "DeepSeek-V3.2 correction; TRL's default is True). Matters only with beta > 0."},
+    )
+    epsilon: float = field(
+        default=0.2,
+        metadata={"help": "Lower clipping range: the probability ratio is clipped to "
+                          "[1 - epsilon, 1 + epsilon_high]. 0.2 as in PPO and the GRPO paper."},
+    )
+    epsilon_high: float | None = field(
+        default=None,
+        metadata={"help": "Upper clipping range, >= epsilon. None: epsilon. DAPO's 'clip-higher' uses 0.28 so "
+                          "that unlikely tokens can still gain probability."},
+    )
+    num_iterations: int = field(
+        default=1,
+        metadata={"help": "Optimizer steps taken on each generation batch (mu in the GRPO paper). 1 is "
+                          "on-policy; above 1 the clip keeps later steps near the policy that sampled."},
+    )
+    loss_type: str = field(
+        default="dr_grpo",
+        metadata={"help": f"How per-token losses are averaged, one of {', '.join(LOSS_TYPES)}. 'grpo': per "
+                          "completion, then over completions (favours long wrong answers); 'bnpo': over the "
+                          "micro-batch's tokens; 'dapo': over the generation batch's tokens (TRL's default); "
+                          "'dr_grpo': the sum over (completions x max_completion_length), no length bias (Dr. GRPO, "
+                          "Liu et al. 2025)."},
+    )
+    scale_rewards: str = field(
+        default="none",
+        metadata={"help": f"Divide advantages by the rewards' standard deviation in the 'group', in the 'batch', or "
+                          f"not at all ('none'); one of {', '.join(SCALE_REWARDS)}. 'none' follows Dr. GRPO: dividing "
+                          f"gives most weight to prompts that are almost always right or almost always wrong."},
+    )
+    importance_sampling_level: str = field(
+        default="token",
+        metadata={"help": "'token': one probability ratio per token (GRPO); 'sequence': one length-normalised ratio "
+                          "per completion (GSPO, Zheng et al. 2025)."},
+    )
+    mask_truncated_completions: bool = field(
+        default=True,
+        metadata={"help": "Leave completions cut off at max_completion_length out of the loss (DAPO's overlong "
+                          "filtering): an unfinished answer's reward says little about its reasoning."},
+    )
+    reward_weights: list[float] | None = field(
+        default=None,
+        metadata={"help": "One weight per reward function; a completion's reward is the weighted sum. None: all 1.0."},
+    )
+    sync_ref_model: bool = field(
+        default=False,
+        metadata={"help": "Move the reference model towards the policy every ref_model_sync_steps (needs beta > 0). "
+                          "R1 replaced the reference with the policy every 400 steps."},
+    )
+    ref_model_sync_steps: int = field(
+        default=512,
+        metadata={"help": "Optimizer steps between two updates of the reference model (with sync_ref_model)."},
+    )
+    ref_model_mixup_alpha: float = field(
+        default=0.6,
+        metadata={"help": "Reference update ref <- alpha * policy + (1 - alpha) * ref, in (0, 1]; 1.0 replaces "
+                          "the reference by the policy, as R1 did."},
+    )
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={"help": "DAPO's dynamic sampling: drop groups whose rewards are all equal (zero advantage, no "
+                          "gradient) and refill the batch with groups for new prompts. r1lib only: TRL has none."},
+    )
+    max_extra_groups: int | None = field(
+        default=None,
+        metadata={"help": "Most refill groups dynamic sampling may draw per generation batch. "
+                          "None: 2 x prompts_per_step."},
+    )
+    max_completion_length: int = field(
+        default=64,
+        metadata={"help": "Most tokens sampled per completion (longer ones are truncated); also the divisor of "
+                          "the 'dr_grpo' loss. R1 used 32,768, later 65,536."},
+    )
+    temperature: float = field(
+        default=1.0,
+        metadata={"help": "Sampling temperature of the completions, also applied to the logits when scoring them "
+                          "(as in TRL), > 0: at 0 a group's completions are identical and nothing learns. R1 "
+                          "used 1.0."},
+    )
+    top_p: float = field(
+        default=1.0,
+        metadata={"help": "Nucleus sampling: sample among the most likely tokens whose probabilities add up to "
+                          "top_p, in (0, 1]. 1.0: the whole vocabulary."},
+    )
+    eval_examples: int = field(
+        default=128,
+        metadata={"help": "Most evaluation examples scored every eval_steps (sampled pass@1 at the training "
+                          "temperature). r1lib only."},
+    )
+    log_completions: int = field(
+        default=32,
+        metadata={"help": "Completions written to completions.jsonl per generation batch, whole groups first; "
+                          "0: none. TRL's log_completions is an on/off switch: r1lib.scale passes this count "
+                          "as num_completions_to_print."},
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -258,15 +427,52 @@ class SFTConfig(TrainingConfig):
     ``max_steps`` with the number of steps that sees the data that many times.
     """
 
-    per_device_train_batch_size: int = 16
-    learning_rate: float = 1e-3
-    max_length: int | None = None  # None: the model's max_position_embeddings
-    packing: bool = False
-    completion_only_loss: bool = True
-    num_train_epochs: float | None = None
-    eval_examples: int = 128
-    max_new_tokens: int = 64  # for the sampled evaluation of the trained model
-    temperature: float = 1.0  # for the sampled evaluation
+    per_device_train_batch_size: int = field(
+        default=16,
+        metadata={"help": "Examples per forward/backward pass (with packing: packed rows), as in TRL; each "
+                          "optimizer step takes this times gradient_accumulation_steps examples, grouped by length "
+                          "into micro-batches."},
+    )
+    learning_rate: float = field(
+        default=1e-3,
+        metadata={"help": "Peak learning rate. 1e-3 suits the course's tiny models; fine-tuning a pretrained LLM "
+                          "takes far less (TRL's default is 2e-5)."},
+    )
+    max_length: int | None = field(
+        default=None,
+        metadata={"help": "Most tokens of prompt + completion (and of a packed row): a longer example is an error "
+                          "before training starts, never truncated. None: the model's max_position_embeddings."},
+    )
+    packing: bool = field(
+        default=False,
+        metadata={"help": "Pack several examples into each row of up to max_length tokens (greedy first fit), so "
+                          "that less compute goes to padding."},
+    )
+    completion_only_loss: bool = field(
+        default=True,
+        metadata={"help": "Train on the completion's tokens only, not the prompt's. TRL's default, None, does the "
+                          "same on prompt-completion data, the only kind r1lib trains on."},
+    )
+    num_train_epochs: float | None = field(
+        default=None,
+        metadata={"help": "Passes over the training data; when set, it replaces max_steps by the number of steps "
+                          "that makes that many passes. None: run max_steps."},
+    )
+    eval_examples: int = field(
+        default=128,
+        metadata={"help": "Most evaluation examples for the sampled evaluation (pass@1) every eval_steps. "
+                          "r1lib only."},
+    )
+    max_new_tokens: int = field(
+        default=64,
+        metadata={"help": "Most tokens generated per answer in the sampled evaluation (DistillConfig: also in the "
+                          "student's on-policy samples)."},
+    )
+    temperature: float = field(
+        default=1.0,
+        metadata={"help": "Sampling temperature of the evaluation (DistillConfig: also of the student's on-policy "
+                          "samples); 0 is greedy decoding."},
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -299,12 +505,38 @@ class DistillConfig(SFTConfig):
       ``max_truncated_fraction`` of its on-policy samples are truncated, the trainer warns and logs it.
     """
 
-    divergence: str = "jsd"
-    beta: float = 0.5
-    kd_temperature: float = 1.0
-    top_k: int | None = None
-    lmbda: float = 0.0
-    max_truncated_fraction: float = 0.5
+    divergence: str = field(
+        default="jsd",
+        metadata={"help": f"What the student minimises, one of {', '.join(KD_DIVERGENCES)}: 'forward_kl' "
+                          "KL(teacher || student) covers all of the teacher's modes, 'reverse_kl' "
+                          "KL(student || teacher) settles on one, 'jsd' interpolates with beta. r1lib only: GKD "
+                          "expresses the choice through beta alone."},
+    )
+    beta: float = field(
+        default=0.5,
+        metadata={"help": "Interpolation of the generalised JSD, in [0, 1]: 0 is the forward KL, 1 the reverse KL "
+                          "(GKD's convention). Read only with divergence='jsd'."},
+    )
+    kd_temperature: float = field(
+        default=1.0,
+        metadata={"help": "Softmax temperature of both distributions in the loss (> 0), which is multiplied by "
+                          "kd_temperature^2 to keep gradients at scale (Hinton et al. 2015)."},
+    )
+    top_k: int | None = field(
+        default=None,
+        metadata={"help": "Target only the teacher's k most likely tokens per position (renormalised), >= 2; not "
+                          "with the reverse KL. None: the teacher's whole distribution."},
+    )
+    lmbda: float = field(
+        default=0.0,
+        metadata={"help": "Fraction of steps, in [0, 1], on which the student samples the sequences the teacher "
+                          "grades (on-policy, GKD); the others use the teacher's traces. 0: traces only."},
+    )
+    max_truncated_fraction: float = field(
+        default=0.5,
+        metadata={"help": "Warn when more than this fraction, in (0, 1], of the student's on-policy samples run "
+                          "to max_new_tokens without ending."},
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -336,17 +568,116 @@ class RewardModelConfig(TrainingConfig):
     offset, which a policy optimiser then has to absorb.
     """
 
-    max_steps: int = 200
-    per_device_train_batch_size: int = 16
-    learning_rate: float = 1e-3
-    lr_scheduler_type: str = "constant_with_warmup"
-    warmup_steps: int = 10
-    save_steps: int = 100
-    eval_steps: int = 50
-    center_rewards_coefficient: float = 0.0
+    max_steps: int = field(default=200, metadata={"help": "Number of optimizer updates in the run."})
+    per_device_train_batch_size: int = field(
+        default=16,
+        metadata={"help": "Preference pairs (chosen, rejected) per forward/backward pass."},
+    )
+    learning_rate: float = field(
+        default=1e-3,
+        metadata={"help": "Peak learning rate. 1e-3 suits the course's tiny reward model; TRL's default, 1e-4, is "
+                          "for a pretrained LLM with a new score head."},
+    )
+    lr_scheduler_type: str = field(
+        default="constant_with_warmup",
+        metadata={"help": f"Learning-rate schedule, by its name in transformers.get_scheduler: one of "
+                          f"{', '.join(SCHEDULER_TYPES)}."},
+    )
+    warmup_steps: int = field(
+        default=10,
+        metadata={"help": "Optimizer steps of linear warm-up from 0 to learning_rate, so that the freshly "
+                          "initialised score head does not take large steps at first."},
+    )
+    save_steps: int = field(
+        default=100,
+        metadata={"help": "Write a checkpoint every this many optimizer steps; the last step is always saved."},
+    )
+    eval_steps: int = field(
+        default=50,
+        metadata={"help": "Evaluate (pairwise accuracy on held-out pairs) every this many optimizer steps, and at "
+                          "the last step."},
+    )
+    center_rewards_coefficient: float = field(
+        default=0.0,
+        metadata={"help": "Weight c of the penalty c * mean((r_chosen + r_rejected)^2), >= 0, which keeps scores "
+                          "centred on 0 (Eisenstein et al. 2023, Eq. 2; TRL suggests 0.01). 0: off."},
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
         if not self.center_rewards_coefficient >= 0:
             problems.append(f"center_rewards_coefficient must be >= 0, got {self.center_rewards_coefficient}")
         return problems
+
+
+# ---------------------------------------------------------------------------- r1lib and TRL
+
+# Each config's counterpart in TRL: fields of the same name mean the same thing (see r1lib.scale).
+TRL_COUNTERPARTS = {
+    "GRPOConfig": "trl.GRPOConfig",
+    "SFTConfig": "trl.SFTConfig",
+    "RewardModelConfig": "trl.RewardConfig",
+    "DistillConfig": "trl.experimental.gkd.GKDConfig",
+}
+TRL_CHECKED_VERSION = "1.16.0"  # the TRL whose defaults TRL_DEFAULT_DIFFERENCES records
+
+# Every field whose name TRL's counterpart shares but whose default differs, as
+# {r1lib config: {field: (TRL's default, why r1lib differs)}}. An entry under a base class covers the
+# subclasses that keep the base's default (TrainingConfig: all four). README.md ("Moving a config to
+# TRL") shows this table, and tests/test_config_help.py checks both against the installed TRL.
+TRL_DEFAULT_DIFFERENCES: dict[str, dict[str, tuple[Any, str]]] = {
+    "TrainingConfig": {
+        "max_steps": (-1, "runs are counted in optimizer steps; TRL's -1 means 'train for num_train_epochs'"),
+        "lr_scheduler_type": ("linear", "a rate that does not depend on max_steps, so a resumed run can be "
+                                        "extended; the profiles set their own (mostly cosine)"),
+        "lr_scheduler_kwargs": (None, "same meaning (no extra arguments): an empty dict keeps the type a dict"),
+        "bf16": (None, "TRL's None means bf16 unless fp16 is set; r1lib starts on the CPU and the GPU profile "
+                       "turns bf16 on where the GPU has it"),
+        "seed": (42, "the course seeds everything from 0"),
+        "save_steps": (500, "course runs last hundreds of steps, not thousands"),
+        "eval_steps": (None, "TRL's None falls back to logging_steps (with eval_strategy='steps'); r1lib "
+                             "evaluates whenever it is given evaluation data"),
+        "logging_steps": (10, "short runs: every step is a point on the reward or loss curve"),
+    },
+    "GRPOConfig": {
+        "per_device_train_batch_size": (8, "the tiny models take a whole generation batch, 8 prompts x 8 "
+                                           "completions, in one pass"),
+        "learning_rate": (1e-6, "tiny models trained from scratch; TRL's rate is for pretrained LLMs "
+                                "(R1-Zero used 3e-6)"),
+        "use_bias_correction_kl": (True, "the GRPO paper's plain k3 KL estimate, as R1 used; the correction "
+                                         "comes from DeepSeek-V3.2 (no effect while beta = 0)"),
+        "loss_type": ("dapo", "Dr. GRPO (Liu et al. 2025): a constant normaliser, so no length bias"),
+        "scale_rewards": ("group", "Dr. GRPO: dividing by the group's std over-weights prompts that are "
+                                   "almost always right or wrong"),
+        "mask_truncated_completions": (False, "DAPO (Yu et al. 2025) overlong filtering: a cut-off answer's "
+                                              "reward does not judge its reasoning"),
+        "max_completion_length": (512, "the tiny tasks' answers fit in 64 tokens"),
+        "log_completions": (False, "here a count written to completions.jsonl, in TRL a switch; r1lib.scale "
+                                   "passes the count as num_completions_to_print"),
+    },
+    "SFTConfig": {
+        "per_device_train_batch_size": (8, "tiny models: 16 examples per step cost little"),
+        "learning_rate": (2e-5, "tiny models trained from scratch; TRL's rate is for pretrained LLMs"),
+        "max_length": (1024, "None: the model's context; a longer example is an error, where TRL truncates it"),
+        "completion_only_loss": (None, "same behaviour: TRL's None trains on completions only for "
+                                       "prompt-completion data, the only kind r1lib uses"),
+        "num_train_epochs": (3.0, "runs are counted in max_steps unless epochs are asked for"),
+    },
+    "DistillConfig": {
+        "max_new_tokens": (128, "the tiny tasks' answers fit in 64 tokens"),
+        "temperature": (0.9, "the student samples from its distribution unchanged, so the teacher grades what "
+                             "it would really say"),
+        "lmbda": (0.5, "logit distillation on teacher traces first; on-policy steps are opt-in "
+                       "(on_policy_reverse_kl sets lmbda=1)"),
+    },
+    "RewardModelConfig": {
+        "max_steps": (-1, "runs are counted in optimizer steps; TRL's -1 means 'train for num_train_epochs'"),
+        "per_device_train_batch_size": (8, "tiny models: 16 pairs per pass cost little"),
+        "learning_rate": (1e-4, "a tiny model trained from scratch; TRL's rate is for a pretrained LLM"),
+        "lr_scheduler_type": ("linear", "a short warm-up for the randomly initialised score head, then constant"),
+        "warmup_steps": (0, "the score head starts random: 10 steps of warm-up keep its first steps small"),
+        "save_steps": (500, "course runs last hundreds of steps, not thousands"),
+        "eval_steps": (None, "evaluate preference accuracy every 50 of the 200 steps"),
+        "center_rewards_coefficient": (None, "both mean off; a number keeps the field a float"),
+    },
+}

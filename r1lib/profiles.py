@@ -74,15 +74,17 @@ def _tiny_grpo(**overrides) -> GRPOConfig:
 
 
 def _tiny_sft(**overrides) -> SFTConfig:
-    settings = dict(per_device_train_batch_size=32, learning_rate=5e-4, lr_scheduler_type="cosine", warmup_ratio=0.1,
-                    max_steps=150, eval_steps=50, save_steps=50, max_new_tokens=64)
+    settings = dict(per_device_train_batch_size=8, gradient_accumulation_steps=4, learning_rate=5e-4,
+                    lr_scheduler_type="cosine", warmup_ratio=0.1, max_steps=150, eval_steps=50, save_steps=50,
+                    max_new_tokens=64)
     settings.update(overrides)
     return SFTConfig(**settings)
 
 
 def _tiny_distill(**overrides) -> DistillConfig:
-    settings = dict(per_device_train_batch_size=32, learning_rate=1e-3, lr_scheduler_type="cosine", warmup_ratio=0.1,
-                    max_steps=200, eval_steps=50, save_steps=50, max_new_tokens=64)
+    settings = dict(per_device_train_batch_size=8, gradient_accumulation_steps=4, learning_rate=1e-3,
+                    lr_scheduler_type="cosine", warmup_ratio=0.1, max_steps=200, eval_steps=50, save_steps=50,
+                    max_new_tokens=64)
     settings.update(overrides)
     return DistillConfig(**settings)
 
@@ -118,10 +120,10 @@ def _profiles() -> dict[str, Profile]:
                 loss_type="dr_grpo", scale_rewards="none", max_completion_length=384, temperature=1.0,
                 max_steps=200, eval_steps=50, save_steps=50, eval_examples=100, **half,
             ),
-            SFTConfig(per_device_train_batch_size=4, gradient_accumulation_steps=4, learning_rate=1e-4,
+            SFTConfig(per_device_train_batch_size=1, gradient_accumulation_steps=16, learning_rate=1e-4,
                       lr_scheduler_type="cosine", warmup_ratio=0.05, max_steps=200, max_length=1024,
                       max_new_tokens=384, eval_examples=100, **half),
-            DistillConfig(per_device_train_batch_size=4, gradient_accumulation_steps=4, learning_rate=1e-4,
+            DistillConfig(per_device_train_batch_size=1, gradient_accumulation_steps=16, learning_rate=1e-4,
                           lr_scheduler_type="cosine", warmup_ratio=0.05, max_steps=200, max_length=1024,
                           max_new_tokens=384, eval_examples=100, top_k=64, **half),
             num_train_prompts=7473, num_eval_prompts=100,

@@ -9,11 +9,14 @@ makes it a TRL-signature reward that abstains (``None``) on prompts it does not 
 it sums cleanly with the rule-based rewards of :mod:`r1lib.rewards`.
 
 The score of a sequence is the head's output at its last token. Every sequence is rendered as
-``chat template(prompt) + completion + EOS`` and padded on the *left*, so the last position is
-always the appended EOS, whichever padding side the tokenizer was saved with. Hugging Face's
-sequence classifiers pool "the rightmost token that is not the pad token", which is that EOS.
-Position ids are computed from the attention mask, so a padded row sees exactly the positions it
-would see alone.
+``chat template(prompt) + completion + EOS`` (:func:`r1lib.records.encode`) and padded on the *left*
+(:func:`r1lib.records.collate`), so the last position is always the appended EOS, whichever padding
+side the tokenizer was saved with. Hugging Face's sequence classifiers pool "the rightmost token
+that is not the pad token", which is that EOS. Each row's positions count its own tokens only, so a
+padded row sees exactly the positions it would see alone.
+
+A reward model starts from a causal LM (:func:`reward_model_from`); the tiny world's, built from
+scratch, is :func:`r1lib.tiny.reward_model.build_tiny_reward_model`.
 """
 
 from __future__ import annotations
@@ -26,19 +29,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-from transformers import (
-    AutoModelForSequenceClassification,
-    Qwen2Config,
-    Qwen2ForSequenceClassification,
-)
+from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from .checkpoint import atomic_directory
 from .configs import RewardModelConfig
+from .records import collate, encode
 from .models import load_tokenizer
 from .rewards import RewardFunc, completion_text, never_raises
 from .stream import ExampleStream, fingerprint
 from .tasks.general import PreferencePair
-from .tiny.model import TinyModelConfig, tiny_qwen2_config
 from .trainer import Trainer, TrainerCallback
 
 
@@ -90,50 +89,18 @@ class RewardModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def prompt_ids(self, prompt: Any) -> list[int]:
-        """Token ids of a prompt: chat messages through the chat template, a string as it is (TRL's two formats)."""
-        if isinstance(prompt, str):
-            text = prompt
-        else:
-            text = self.tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-        return self.tokenizer.encode(text, add_special_tokens=False)
-
     def encode(self, prompt: Any, completion: Any) -> list[int]:
         """Token ids of one ``prompt + completion + EOS``, cut to ``max_length`` as the class describes."""
-        prompt_ids = self.prompt_ids(prompt)
-        # Only the completion's head can survive the cut below, so the tokenizer may stop there.
-        completion_ids = self.tokenizer(
-            completion_text(completion), add_special_tokens=False, truncation=True, max_length=self.max_length
-        )["input_ids"]
-        budget = self.max_length - 1  # the EOS always stays: it is the token that gets scored
-        if len(prompt_ids) + len(completion_ids) > budget:
-            # Keep the prompt's end (it holds the assistant marker): what the completion leaves room
-            # for, and at least half the budget, so a huge completion cannot push the request out.
-            prompt_ids = prompt_ids[-min(len(prompt_ids), max(budget // 2, budget - len(completion_ids))) :]
-            completion_ids = completion_ids[: budget - len(prompt_ids)]
-        return prompt_ids + completion_ids + [self.tokenizer.eos_token_id]
-
-    def collate(self, sequences: Sequence[list[int]]) -> dict[str, torch.Tensor]:
-        """Left-pad token id lists into ``input_ids``, ``attention_mask`` and ``position_ids``."""
-        width = max(len(s) for s in sequences)
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([[pad] * (width - len(s)) + s for s in sequences], dtype=torch.long)
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences], dtype=torch.long)
-        # Positions count real tokens only, as if each row had been run alone.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        device = self.device
-        return {
-            "input_ids": input_ids.to(device),
-            "attention_mask": mask.to(device),
-            "position_ids": positions.to(device),
-        }
+        return encode(self.tokenizer, prompt, completion_text(completion), self.max_length)[0]
 
     def forward_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> torch.Tensor:
         """Scores of one batch as a 1-D tensor, with gradients (for training)."""
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        batch = self.collate([self.encode(p, c) for p, c in zip(prompts, completions)])
-        return self.model(**batch, use_cache=False).logits[:, 0].float()
+        rows = [[encode(self.tokenizer, p, completion_text(c), self.max_length)] for p, c in zip(prompts, completions)]
+        batch = collate(rows, self.tokenizer.pad_token_id, pad_left=True, attention_mask=True)
+        del batch["labels"]  # a sequence classifier given labels would compute a loss of its own
+        return self.model(**{k: v.to(self.device) for k, v in batch.items()}, use_cache=False).logits[:, 0].float()
 
     @torch.no_grad()
     def score(self, prompts: Sequence[Any], completions: Sequence[Any]) -> list[float]:
@@ -312,46 +279,46 @@ def train_reward_model(
     return history
 
 
-# ----------------------------------------------------------------------------- the tiny reward model
+# ----------------------------------------------------------------------------- starting from a causal LM
 
 
-def build_tiny_reward_model(
-    tokenizer: Any, seed: int = 0, config: TinyModelConfig = TinyModelConfig(), backbone: str | Path | None = None
-) -> Qwen2ForSequenceClassification:
-    """A Qwen2 sequence scorer (one output) for the tiny world, seeded.
-
-    With ``backbone`` (a saved causal LM such as ``data/tiny-base``) the shape comes from that
-    model's config and its transformer weights are copied in (:func:`load_backbone_from`); only the
-    score head starts random. Starting from a pretrained LM is how R1's reward models are made.
-    """
-    if backbone is not None:
-        hf_config = Qwen2Config.from_pretrained(str(backbone))
-        hf_config.num_labels = 1
-        hf_config.pad_token_id = tokenizer.pad_token_id
-        hf_config.use_cache = False  # a scorer runs each sequence once; a KV cache is wasted memory
-        if hf_config.vocab_size != len(tokenizer):
-            raise ValueError(f"backbone vocabulary has {hf_config.vocab_size} tokens, the tokenizer {len(tokenizer)}")
-    else:
-        hf_config = tiny_qwen2_config(tokenizer, config, num_labels=1, use_cache=False, tie_word_embeddings=False)
+def scorer_from_saved_lm(tokenizer: Any, path: str | Path, seed: int = 0) -> torch.nn.Module:
+    """A one-output sequence scorer shaped by the causal LM saved at ``path`` (its own config, any
+    architecture transformers knows), with that LM's transformer weights copied in
+    (:func:`load_backbone_from`); only the score head starts random, seeded. Starting from a
+    pretrained LM is how R1's reward models are made."""
+    config = AutoConfig.from_pretrained(str(path))
+    config.num_labels = 1
+    config.pad_token_id = tokenizer.pad_token_id
+    config.use_cache = False  # a scorer runs each sequence once; a KV cache is wasted memory
+    if config.vocab_size != len(tokenizer):
+        raise ValueError(f"backbone vocabulary has {config.vocab_size} tokens, the tokenizer {len(tokenizer)}")
     torch.manual_seed(seed)
-    model = Qwen2ForSequenceClassification(hf_config)
-    if backbone is not None:
-        load_backbone_from(model, backbone)
-    model.eval()
-    return model
+    model = AutoModelForSequenceClassification.from_config(config)
+    load_backbone_from(model, path)
+    return model.eval()
 
 
 def reward_model_from(tokenizer: Any, backbone: str | Path, seed: int = 0, dtype: torch.dtype = torch.float32):
-    """A one-output scorer whose transformer starts from the causal LM ``backbone``: a local tiny
-    model directory (:func:`build_tiny_reward_model`) or a hub model (``Qwen/Qwen2.5-0.5B``), whose
-    score head starts random either way."""
+    """A one-output scorer whose transformer starts from the causal LM ``backbone``: a local model
+    directory with the tokenizer's vocabulary (:func:`scorer_from_saved_lm`, in float32) or a hub
+    model (``Qwen/Qwen2.5-0.5B``), whose score head starts random either way."""
     path = Path(backbone)
-    if path.is_dir() and (path / "model.safetensors").exists() and Qwen2Config.from_pretrained(str(path)).vocab_size == len(tokenizer):
-        return build_tiny_reward_model(tokenizer, seed=seed, backbone=path)
+    local = path.is_dir() and (path / "model.safetensors").exists()
+    if local and AutoConfig.from_pretrained(str(path)).vocab_size == len(tokenizer):
+        return scorer_from_saved_lm(tokenizer, path, seed=seed)
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_pretrained(str(backbone), num_labels=1, dtype=dtype)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.eval()
+
+
+def build_tiny_reward_model(*args: Any, **kwargs: Any) -> torch.nn.Module:
+    """:func:`r1lib.tiny.reward_model.build_tiny_reward_model`, imported on call so that this module
+    does not need the tiny world (a benchmark imports it from here)."""
+    from .tiny.reward_model import build_tiny_reward_model as build
+
+    return build(*args, **kwargs)
 
 
 def load_backbone_from(model: torch.nn.Module, path: str | Path) -> None:

@@ -14,7 +14,7 @@ steps), and is measured on held-out problems the run never trained on, before an
 from dataclasses import replace
 
 from r1lib.checkpoint import latest_checkpoint
-from r1lib.distill import DistillationExperiment
+from r1lib.course.equal_compute import EqualComputeComparison
 from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
@@ -62,7 +62,7 @@ def test_distillation_beats_rl_on_the_small_student_at_equal_compute(tmp_path):
     search = build_experiment(replace(world, model=student), seed=0, task="search")
     distill = replace(world.distill, max_new_tokens=config.max_completion_length, temperature=1.0, eval_steps=10_000,
                       save_steps=10_000)
-    experiment = DistillationExperiment(
+    experiment = EqualComputeComparison(
         latest_checkpoint(tmp_path / "teacher" / "checkpoints"), student, search.task, search.train_examples,
         search.eval_examples[:128], tmp_path / "arms", config, distill, search.reward_funcs, num_trace_prompts=128,
         progress=False,

@@ -12,7 +12,6 @@ from r1lib.reward_model import (
     RewardModel,
     RewardModelConfig,
     bradley_terry_loss,
-    build_tiny_reward_model,
     load_backbone_from,
     preference_accuracy,
     train_reward_model,
@@ -20,6 +19,7 @@ from r1lib.reward_model import (
 from r1lib.tasks import Task
 from r1lib.tasks.general import REJECTION_KINDS, GeneralTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
+from r1lib.tiny.reward_model import build_tiny_reward_model
 
 SMALL = TinyModelConfig(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128)
 

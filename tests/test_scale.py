@@ -286,7 +286,7 @@ def test_the_batch_per_step_is_the_configs_on_any_number_of_gpus(tmp_path):
     assert trl_config.generation_batch_size // trl_config.num_generations == profile.grpo.prompts_per_step == 2
     sft = json.loads(write_launch(LaunchPlan("sft", "zero3", 8, mixed_precision="bf16", data="r.jsonl"), profile.sft,
                                   tmp_path / "sft")["trl"].read_text())
-    assert (sft["per_device_train_batch_size"], sft["gradient_accumulation_steps"]) == (2, 1)  # 4 x 4 = 8 x 2
+    assert (sft["per_device_train_batch_size"], sft["gradient_accumulation_steps"]) == (1, 2)  # 1 x 16 = 8 x 1 x 2
     with pytest.warns(UserWarning, match=r"batch of 16 completions per optimizer step \(per_device_train_batch_size "
                       r"16 x gradient_accumulation_steps 1\) does not split over 7 training processes.* takes 112 "
                       r"completions \(14 prompts instead of 2\)"):

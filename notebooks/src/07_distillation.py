@@ -15,7 +15,8 @@ from dataclasses import replace
 import matplotlib.pyplot as plt
 import numpy as np
 from r1lib.checkpoint import latest_checkpoint
-from r1lib.distill import DistillationExperiment, DistillTrainer, kd_loss, on_policy_reverse_kl
+from r1lib.course.equal_compute import EqualComputeComparison
+from r1lib.distill import DistillTrainer, kd_loss, on_policy_reverse_kl
 from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
 from r1lib.grpo import GRPOTrainer
@@ -76,7 +77,7 @@ print("teacher:", teacher_dir)
 # * **On-policy distillation**: the same divergence, on sequences the **student** sampled; with the reverse KL it asks the student to put its mass where the teacher would, on the student's own mistakes.
 # * **GRPO**: notebook 02's objective with the accuracy and format rewards; no teacher at all.
 #
-# The divergence, exactly as the trainers use it (a test checks it against TRL's GKD to 1e-6):
+# The divergence, exactly as the trainers use it, from `r1lib/distill/losses.py` (a test checks it against TRL's GKD to 1e-6):
 
 # %%
 show_source(kd_loss)
@@ -84,27 +85,27 @@ show_source(kd_loss)
 # %% [markdown]
 # ## The experiment
 #
-# The budget is what GRPO spends on the student in `max_steps` steps. Every other method trains with a constant learning rate until its ledger reaches the same total, and the teacher's traces are charged to the methods that use them. Each method's run lives in its own folder under `runs/07_distillation/<profile>/` and resumes after an interruption.
+# The comparison is the course's own experiment, `r1lib.course.equal_compute.EqualComputeComparison`, built from the library's trainers; the ledger that charges every method is `r1lib.compute.ComputeLedger`, which reads the `flops/*` metrics every trainer logs. The budget is what GRPO spends on the student in `max_steps` steps. Every other method trains, its learning rate decaying along a cosine over the steps the budget is expected to allow, until its ledger reaches the same total, and the teacher's traces are charged to the methods that use them. Each method's run lives in its own folder under `runs/07_distillation/<profile>/` and resumes after an interruption.
 
 # %%
 student_path = STUDENTS["quarter student"]
 search = build_experiment(replace(world, model=ModelSpec(str(student_path))), seed=0, task="search")
 distill_config = replace(world.distill, max_new_tokens=config.max_completion_length, temperature=1.0,
                          divergence="forward_kl", eval_steps={"smoke": 3, "cpu": 20}[world.name])
-experiment = DistillationExperiment(
+comparison = EqualComputeComparison(
     teacher_dir, ModelSpec(str(student_path)), search.task, search.train_examples, search.eval_examples,
     runs_dir("07_distillation", world.name), config, distill_config, search.reward_funcs,
     num_trace_prompts={"smoke": 32, "cpu": 512}[world.name],
 )
-traces = experiment.traces()
+traces = comparison.traces()
 say(f"The teacher answered {traces.counts['sampled'] // 4} training problems 4 times each; **{len(traces.examples)}** "
     f"have a verified answer and become traces ({traces.counts['correct'] / traces.counts['sampled']:.0%} of samples were "
     f"right). That cost {traces.teacher_flops:.3g} teacher FLOPs.")
 print(traces.examples[0].completion)
 
 # %%
-results = experiment.run()
-budget = experiment.budget
+results = comparison.run()
+budget = comparison.budget
 
 # %% [markdown]
 # ## The ledger and the table
@@ -205,7 +206,7 @@ print("a sample:", repr(tokenizer.decode(sample[0][sample[1]:])))
 #
 # ## The GPU profile
 #
-# On a free T4, the same `DistillationExperiment` runs with a Qwen2.5-1.5B teacher and a Qwen2.5-0.5B student (one tokenizer family, one vocabulary) on GSM8K: `top_k=64` makes the target the teacher's 64 most likely tokens per position (renormalised), scored against the student's whole distribution, so the student's mass on any of the other 151,872 tokens still counts against it. It changes the target, not the memory: the teacher's full logits are still computed. Notebook 08's memory estimate for these settings:
+# On a free T4, the same `EqualComputeComparison` runs with a Qwen2.5-1.5B teacher and a Qwen2.5-0.5B student (one tokenizer family, one vocabulary) on GSM8K: `top_k=64` makes the target the teacher's 64 most likely tokens per position (renormalised), scored against the student's whole distribution, so the student's mass on any of the other 151,872 tokens still counts against it. It changes the target, not the memory: the teacher's full logits are still computed. Notebook 08's memory estimate for these settings:
 
 # %%
 from r1lib.hardware import KNOWN_SHAPES, estimate_memory, format_bytes
@@ -225,7 +226,7 @@ print(f"together: {format_bytes(teacher_memory.total + student_memory.total)} of
 
 # %% [solution]
 # Solution to exercise 1 (collapsed): the smallest student, SFT and GRPO only, the same budget rule.
-small = DistillationExperiment(
+small = EqualComputeComparison(
     teacher_dir, ModelSpec(str(STUDENTS["sixteenth student"])), search.task, search.train_examples, search.eval_examples,
     runs_dir("07_distillation", world.name, "sixteenth"), config, distill_config, search.reward_funcs,
     num_trace_prompts={"smoke": 32, "cpu": 512}[world.name],
@@ -262,7 +263,7 @@ for name, t in table.items():
 # ## Checks
 
 # %%
-assert set(results) == set(experiment.ARMS)
+assert set(results) == set(comparison.ARMS)
 one_step = results["rl"].ledger.total / results["rl"].ledger.steps  # the largest step any arm takes
 for name, result in results.items():
     assert result.ledger.total <= budget + 1.5 * one_step, (name, result.ledger.total, budget)  # equal compute, within a step

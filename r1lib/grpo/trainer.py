@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..configs import GRPOConfig
+from ..records import length_buckets
 from ..evaluate import behaviour_rates
 from ..evaluate import evaluate as evaluate_policy
 from ..hardware import StepShape
@@ -283,16 +284,18 @@ class GRPOTrainer(Trainer):
             out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask, loss_mask,
             group_advantages(groups.rewards, cfg.num_generations, cfg.scale_rewards),
         )
+        micro_batches = self._micro_batches(batch)
         with torch.no_grad():
             if cfg.num_iterations > 1:  # the sampling policy, kept as pi_old for the reuses to come
-                batch.old_logps = torch.cat([self._logps(self.model, batch, rows)[0] for rows in self._chunks(batch)])
+                batch.old_logps = torch.cat([self._logps(self.model, batch, rows)[0] for rows in micro_batches])
             if cfg.beta > 0:
-                batch.ref_logps = torch.cat([self._reference_logps(batch, rows) for rows in self._chunks(batch)])
+                batch.ref_logps = torch.cat([self._reference_logps(batch, rows) for rows in micro_batches])
         return batch
 
     # ---------------------------------------------------------------- optimisation
 
-    def _chunks(self, batch: PolicyBatch) -> list[slice]:
+    def _micro_batches(self, batch: PolicyBatch) -> list[slice]:
+        """The rows of each forward/backward pass: ``per_device_train_batch_size`` completions at a time."""
         size = self.config.per_device_train_batch_size
         return [slice(i, i + size) for i in range(0, batch.loss_mask.shape[0], size)]
 
@@ -301,15 +304,16 @@ class GRPOTrainer(Trainer):
 
         Completions of one batch differ a lot in length (a direct answer is 4 tokens, a reasoning
         trace 40), and padding every row to the longest one wastes most of the forward and backward
-        pass. Rows are sorted by length, each bucket is trimmed to its own longest completion, and
-        the results are padded back: each row's log-probs depend only on its own tokens.
+        pass. Rows are grouped by length (:func:`r1lib.records.length_buckets`), each bucket is trimmed
+        to its own longest completion, and the results are padded back: each row's log-probs depend
+        only on its own tokens.
         """
         mask = batch.completion_mask[rows]
-        order = mask.sum(dim=1).argsort()
+        buckets = length_buckets(mask.sum(dim=1), self.LENGTH_BUCKETS, stable=False)
         width = mask.shape[1]
         parts, entropies = [], []
         with self.autocast():
-            for bucket in order.tensor_split(min(self.LENGTH_BUCKETS, len(order))):
+            for bucket in (torch.tensor(b, device=mask.device) for b in buckets):
                 trim = max(1, int(mask[bucket].sum(dim=1).max()))
                 logps, entropy = completion_logps(
                     model, batch.prompt_ids[rows][bucket], batch.prompt_mask[rows][bucket],
@@ -319,7 +323,7 @@ class GRPOTrainer(Trainer):
                 parts.append(torch.nn.functional.pad(logps, (0, width - trim)))
                 if with_entropy:
                     entropies.append(torch.nn.functional.pad(entropy, (0, width - trim)))
-        restore = order.argsort()
+        restore = torch.tensor([i for b in buckets for i in b], device=mask.device).argsort()
         return torch.cat(parts)[restore], torch.cat(entropies)[restore] if with_entropy else None
 
     def _reference_logps(self, batch: PolicyBatch, rows: slice) -> torch.Tensor:
@@ -333,23 +337,23 @@ class GRPOTrainer(Trainer):
         ``per_device_train_batch_size`` completions; return the loss metrics. (The base class
         clips, steps and schedules.)"""
         cfg = self.config
-        chunks = self._chunks(batch)
+        micro_batches = self._micro_batches(batch)
         num_items = int(batch.loss_mask.sum())
         sums = {"loss": 0.0, "kl": 0.0, "entropy": 0.0, "clip_ratio/low_mean": 0.0, "clip_ratio/high_mean": 0.0}
-        for rows in chunks:
+        for rows in micro_batches:
             logps, entropy = self._logps(self.model, batch, rows, with_entropy=True)
             old = logps.detach() if batch.old_logps is None else batch.old_logps[rows]
             ref = None if batch.ref_logps is None else batch.ref_logps[rows]
             result = grpo_loss(logps, old, batch.advantages[rows], batch.loss_mask[rows], cfg, ref, num_items_in_batch=num_items)
             # dapo already divides by the whole batch's token count; the others average over micro-batches.
-            loss = result.loss if cfg.loss_type == "dapo" else result.loss / len(chunks)
+            loss = result.loss if cfg.loss_type == "dapo" else result.loss / len(micro_batches)
             self.backward(loss)
             token_mask = batch.completion_mask[rows].float()
             sums["loss"] += loss.item()
-            sums["kl"] += (result.kl or 0.0) / len(chunks)
-            sums["entropy"] += float((entropy * token_mask).sum() / token_mask.sum().clamp(min=1)) / len(chunks)
-            sums["clip_ratio/low_mean"] += result.clip_ratio_low / len(chunks)
-            sums["clip_ratio/high_mean"] += result.clip_ratio_high / len(chunks)
+            sums["kl"] += (result.kl or 0.0) / len(micro_batches)
+            sums["entropy"] += float((entropy * token_mask).sum() / token_mask.sum().clamp(min=1)) / len(micro_batches)
+            sums["clip_ratio/low_mean"] += result.clip_ratio_low / len(micro_batches)
+            sums["clip_ratio/high_mean"] += result.clip_ratio_high / len(micro_batches)
         if cfg.beta == 0:
             del sums["kl"]
         sums["clip_ratio/region_mean"] = sums["clip_ratio/low_mean"] + sums["clip_ratio/high_mean"]

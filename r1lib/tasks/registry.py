@@ -1,8 +1,9 @@
 """Tasks by name: what a profile's ``task`` string means.
 
 Each entry turns ``(num_train, num_eval, seed, data_dir)`` into a task with disjoint training and
-evaluation examples. Generated tasks draw their evaluation set from the tiny world's fixed seed;
-hub tasks read local jsonl files from ``data_dir`` (offline) or download their splits.
+evaluation examples. Generated tasks draw their evaluation set from one fixed seed
+(:mod:`r1lib.tasks.splits`); hub tasks read local jsonl files from ``data_dir`` (offline) or
+download their splits.
 Add your own with :func:`register_task`.
 """
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .base import Example, Task
+from .splits import eval_examples, train_examples
 
 
 @dataclass
@@ -56,8 +58,6 @@ def load_task(name: str, num_train: int, num_eval: int, seed: int = 0, data_dir:
 
 def _generated(task) -> Loader:
     def load(num_train: int, num_eval: int, seed: int, data_dir: str | None) -> TaskData:
-        from ..tiny.world import eval_examples, train_examples
-
         return TaskData(task, train_examples(task, num_train, seed, held_out=num_eval), eval_examples(task, num_eval))
 
     return load

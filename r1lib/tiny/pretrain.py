@@ -25,14 +25,17 @@ import torch.nn.functional as F
 
 from ..checkpoint import atomic_write_text, save_checkpoint
 from ..configs import TrainingConfig
+from ..records import collate as collate_rows
+from ..records import encode, length_buckets
 from ..evaluate import evaluate
 from ..format import ANSWER_OPEN, THINK_OPEN
 from ..stream import RandomStream
+from ..tasks.splits import eval_examples
 from ..trainer import Trainer, TrainerCallback
 from .corpus import CorpusConfig, Document, sample_document
 from .model import TinyModelConfig, build_tiny_model
 from .tokenizer import build_tiny_tokenizer
-from .world import eval_examples, reasoning_tasks
+from .world import reasoning_tasks
 
 
 @dataclass
@@ -61,27 +64,11 @@ class PretrainConfig(TrainingConfig):
         return problems
 
 
-def encode_document(tokenizer, document: Document) -> tuple[list[int], int]:
-    """Token ids of ``chat template(prompt) + reply + EOS`` and the number of prompt tokens."""
-    prompt_messages, reply = document
-    prompt = tokenizer.apply_chat_template(prompt_messages, tokenize=False, add_generation_prompt=True)
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-    reply_ids = tokenizer(reply + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
-    return prompt_ids + reply_ids, len(prompt_ids)
-
-
-def pad_documents(encoded: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded token ids, attention mask and labels; the labels cover the reply only."""
-    width = max(len(ids) for ids, _ in encoded)
-    input_ids = torch.tensor([ids + [pad_id] * (width - len(ids)) for ids, _ in encoded])
-    labels = torch.tensor([[-100] * p + ids[p:] + [-100] * (width - len(ids)) for ids, p in encoded])
-    mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in encoded])
-    return input_ids, mask, labels
-
-
 def collate(tokenizer, documents: list[Document]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Token ids, attention mask and labels of ``documents`` as one right-padded batch."""
-    return pad_documents([encode_document(tokenizer, d) for d in documents], tokenizer.pad_token_id)
+    """Token ids, attention mask and labels of ``documents`` as one right-padded batch, as pretraining
+    runs them; the labels cover the reply only."""
+    batch = collate_rows([[encode(tokenizer, *d)] for d in documents], tokenizer.pad_token_id, attention_mask=True)
+    return batch["input_ids"], batch["attention_mask"], batch["labels"]
 
 
 def base_statistics(model, tokenizer, n_examples: int = 256, k: int = 1, seed: int = 0) -> dict[str, float]:
@@ -147,28 +134,26 @@ class PretrainTrainer(Trainer):
         """The mean next-token loss over every reply token of the step's documents.
 
         Documents differ a lot in length (``<answer>7</answer>`` against a 60-token trace), so they
-        are sorted by length and run in ``LENGTH_BUCKETS`` groups, each padded only to its own
-        longest: about 1.8x faster than one padded batch, with the same loss.
+        run in ``LENGTH_BUCKETS`` groups of similar length per accumulation step
+        (:func:`r1lib.records.length_buckets`), each padded only to its own longest: about 1.8x faster
+        than one padded batch, with the same loss.
         """
         cfg = self.config
         progress = self.state.step / cfg.max_steps  # the curriculum's position
         documents = self.stream.take(cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps, progress=progress)
-        encoded = [encode_document(self.tokenizer, d) for d in documents]
+        encoded = [encode(self.tokenizer, *d) for d in documents]
         total_tokens = sum(len(ids) - prompt for ids, prompt in encoded)
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-        buckets = cfg.gradient_accumulation_steps * self.LENGTH_BUCKETS
+        lengths = [len(ids) for ids, _ in encoded]
+        buckets = length_buckets(lengths, cfg.gradient_accumulation_steps * self.LENGTH_BUCKETS)
         loss_sum = 0.0
-        for part in range(buckets):
-            rows = order[part * len(order) // buckets : (part + 1) * len(order) // buckets]
-            if not rows:
-                continue
-            input_ids, mask, labels = pad_documents([encoded[i] for i in rows], self.tokenizer.pad_token_id)
+        for bucket in buckets:
+            batch = collate_rows([[encoded[i]] for i in bucket], self.tokenizer.pad_token_id, attention_mask=True)
+            labels = batch["labels"][:, 1:].reshape(-1).to(self.device)
             with self.autocast():
-                logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            loss = F.cross_entropy(
-                logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1).to(self.device),
-                ignore_index=-100, reduction="sum",
-            )
+                logits = self.model(input_ids=batch["input_ids"].to(self.device),
+                                    attention_mask=batch["attention_mask"].to(self.device)).logits
+            loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels, ignore_index=-100,
+                                   reduction="sum")
             self.backward(loss / total_tokens)
             loss_sum += loss.item()
         return {"loss": loss_sum / total_tokens}

@@ -16,12 +16,13 @@ import torch
 
 from r1lib.configs import GRPOConfig, RewardModelConfig
 from r1lib.grpo import GRPOTrainer
-from r1lib.reward_model import RewardModelTrainer, build_tiny_reward_model
+from r1lib.reward_model import RewardModelTrainer
 from r1lib.rewards import format_reward, make_accuracy_reward
 from r1lib.tasks import ChainTask
 from r1lib.tasks.general import GeneralTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 from r1lib.tiny.pretrain import PretrainConfig, PretrainTrainer
+from r1lib.tiny.reward_model import build_tiny_reward_model
 from r1lib.tiny.tokenizer import build_tiny_tokenizer
 from r1lib.trainer import TrainerCallback
 

@@ -23,10 +23,23 @@ DTYPE_NAMES = {dtype: name for name, dtype in DTYPES.items()}
 class LoraSettings:
     """A LoRA adapter on the attention and MLP projections (peft)."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    r: int = field(
+        default=16,
+        metadata={"help": "Rank of the adapter's low-rank update (peft's r); at least 1."},
+    )
+    alpha: int = field(
+        default=32,
+        metadata={"help": "Scale of the update, which is multiplied by alpha / r (peft's lora_alpha); above 0."},
+    )
+    dropout: float = field(
+        default=0.0,
+        metadata={"help": "Dropout on the adapter's input (peft's lora_dropout), in [0, 1)."},
+    )
+    target_modules: tuple[str, ...] = field(
+        default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        metadata={"help": "Names of the linear layers that get an adapter: the attention and MLP projections of a "
+                          "Llama-family model. Names the model lacks are skipped; none present is an error."},
+    )
 
     def __post_init__(self) -> None:
         if self.r < 1 or self.alpha <= 0 or not 0 <= self.dropout < 1:
@@ -37,13 +50,38 @@ class LoraSettings:
 class ModelSpec:
     """Where a model comes from and how to place it."""
 
-    name_or_path: str
-    device: str = "cpu"
-    dtype: str = "float32"
-    lora: LoraSettings | None = None
-    gradient_checkpointing: bool = False  # recompute activations in the backward pass: memory for time
-    attn_implementation: str | None = None  # None: "sdpa", or FlashAttention 2 where the GPU and package allow
-    extra: dict = field(default_factory=dict)
+    name_or_path: str = field(
+        metadata={"help": "A hub name (Qwen/Qwen2.5-0.5B, downloaded on first use) or a local model directory "
+                          "(never the network; a local path that does not exist is an error)."},
+    )
+    device: str = field(
+        default="cpu",
+        metadata={"help": "Torch device the model is placed on: 'cpu', 'cuda', 'cuda:1', ..."},
+    )
+    dtype: str = field(
+        default="float32",
+        metadata={"help": f"Dtype of the weights, one of {', '.join(sorted(DTYPES))}. A model trained without "
+                          "LoRA is loaded in float32 instead of float16 (fp16 training needs float32 weights "
+                          "under autocast: see load_dtype)."},
+    )
+    lora: LoraSettings | None = field(
+        default=None,
+        metadata={"help": "Train a LoRA adapter with these settings instead of every weight. None: no adapter."},
+    )
+    gradient_checkpointing: bool = field(
+        default=False,
+        metadata={"help": "Recompute activations in the backward pass instead of keeping them: memory for time."},
+    )
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={"help": "The attention kernel, by its name in transformers ('eager', 'sdpa', "
+                          "'flash_attention_2'). None: 'sdpa', or FlashAttention 2 where the GPU and package allow."},
+    )
+    extra: dict = field(
+        default_factory=dict,
+        metadata={"help": "Further keyword arguments for AutoModelForCausalLM.from_pretrained, e.g. "
+                          "{'revision': 'main'}. Empty: none."},
+    )
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

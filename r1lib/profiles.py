@@ -9,7 +9,7 @@ config per training stage (``grpo``, ``sft``, ``distill``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -45,15 +45,26 @@ TINY_TASKS = ("chain", "search", "general")
 class Profile:
     """Everything that differs between a laptop CPU, CI, and a Colab GPU."""
 
-    name: str
-    model: ModelSpec
-    task: str  # a name of r1lib.tasks.registry: "chain" (the tiny world) or "gsm8k"
-    grpo: GRPOConfig
-    sft: SFTConfig
-    distill: DistillConfig
-    num_train_prompts: int
-    num_eval_prompts: int
-    data_dir: str | None = None  # a folder with train.jsonl and test.jsonl (gsm8k format); None: the hub
+    name: str = field(metadata={"help": f"The profile's name, one of {', '.join(PROFILE_NAMES)}."})
+    model: ModelSpec = field(metadata={"help": "The model every stage starts from, and where it is placed."})
+    task: str = field(
+        metadata={"help": "A name of r1lib.tasks.registry: 'chain' (the tiny world) or 'gsm8k'."},
+    )
+    grpo: GRPOConfig = field(metadata={"help": "The GRPO stages' config (R1-Zero and the RL stages of R1)."})
+    sft: SFTConfig = field(
+        metadata={"help": "The supervised fine-tuning config (cold start, rejection-sampling SFT, SFT on traces)."},
+    )
+    distill: DistillConfig = field(metadata={"help": "The logit and on-policy distillation config."})
+    num_train_prompts: int = field(
+        metadata={"help": "How many training examples to take from the task (load_task's num_train)."},
+    )
+    num_eval_prompts: int = field(
+        metadata={"help": "How many held-out evaluation examples to take from the task (load_task's num_eval)."},
+    )
+    data_dir: str | None = field(
+        default=None,
+        metadata={"help": "A folder with train.jsonl and test.jsonl in gsm8k's format. None: the hub."},
+    )
 
     @property
     def is_tiny(self) -> bool:

@@ -36,7 +36,7 @@ from .configs import RewardModelConfig
 from .records import collate, encode
 from .models import load_tokenizer
 from .rewards import RewardFunc, completion_text, never_raises
-from .stream import ExampleStream, fingerprint
+from .stream import ExampleStream
 from .tasks.general import PreferencePair
 from .trainer import Trainer, TrainerCallback
 
@@ -212,24 +212,13 @@ class RewardModelTrainer(Trainer):
         self.config: RewardModelConfig = config
         self.reward_model = RewardModel(model, tokenizer)
         self.train_pairs, self.eval_pairs = list(train_pairs), list(eval_pairs)
-        self.stream = ExampleStream(self.train_pairs, seed=config.seed)
+        # fingerprinted, so that resuming on other pairs of the same count is refused
+        self.stream = self.add_stream("stream", ExampleStream(self.train_pairs, seed=config.seed),
+                                      data={"train_pairs": self.train_pairs})
 
     @property
     def does_evaluate(self) -> bool:
         return bool(self.eval_pairs)
-
-    def on_fresh_start(self) -> None:
-        self.stream = ExampleStream(self.train_pairs, seed=self.config.seed)
-
-    def data_fingerprint(self) -> dict[str, str]:
-        """The preference pairs, so that resuming on other pairs of the same count is refused."""
-        return {"train_pairs": fingerprint(self.train_pairs)}
-
-    def trainer_state(self) -> dict[str, Any]:
-        return {"stream": self.stream.state_dict()}
-
-    def load_trainer_state(self, state: dict[str, Any]) -> None:
-        self.stream.load_state_dict(state["stream"])
 
     def training_step(self) -> dict[str, float]:
         cfg = self.config

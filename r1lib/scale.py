@@ -32,7 +32,7 @@ import json
 import shlex
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -165,18 +165,51 @@ def trl_grpo_trainer(model, tokenizer, task: Task, train_examples: Sequence[Exam
 class LaunchPlan:
     """Where and how a stage runs: how many GPUs, how they share the model, how it samples."""
 
-    stage: str = "grpo"
-    setup: str = "single"  # one GPU, DDP (each GPU a full copy), DeepSpeed ZeRO-3 or FSDP2 (sharded)
-    gpus: int = 1
-    generation: str = "transformers"  # or vLLM in the training processes, or a separate vLLM server
-    # The target GPUs' precision: "bf16" from compute capability 8.0 (A100, H100), "fp16" below (T4, V100).
-    # No default: the machine that writes the plan is often not the one that runs it.
-    mixed_precision: str | None = None
-    model: str = "Qwen/Qwen2.5-1.5B"
-    teacher: str | None = None  # the distillation teacher
-    task: str = "gsm8k"  # the grpo stage's r1lib task
-    data: str | None = None  # the sft and distill stages' records (jsonl in TRL's prompt-completion shape)
-    lora_r: int | None = None  # train a LoRA adapter of this rank instead of all weights
+    stage: str = field(
+        default="grpo",
+        metadata={"help": f"The stage to run, one of {', '.join(STAGES)}."},
+    )
+    setup: str = field(
+        default="single",
+        metadata={"help": "How the GPUs share the model: 'single' (one GPU), 'ddp' (each GPU a full copy), "
+                          "'zero3' (DeepSpeed ZeRO-3) or 'fsdp2' (FSDP2), the last two sharded."},
+    )
+    gpus: int = field(
+        default=1,
+        metadata={"help": "GPUs on the machine, including the one a separate vLLM server takes."},
+    )
+    generation: str = field(
+        default="transformers",
+        metadata={"help": "How the grpo stage samples: 'transformers', 'vllm-colocate' (vLLM in the training "
+                          "processes) or 'vllm-server' (a separate vLLM server on its own GPU)."},
+    )
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={"help": "The target GPUs' precision, required: 'bf16' from compute capability 8.0 (A100, H100), "
+                          "'fp16' below (T4, V100). No default: the machine that writes the plan is often not the "
+                          "one that runs it."},
+    )
+    model: str = field(
+        default="Qwen/Qwen2.5-1.5B",
+        metadata={"help": "The model trained: a hub name or a path on the target machine."},
+    )
+    teacher: str | None = field(
+        default=None,
+        metadata={"help": "The distillation teacher (hub name or path); the distill stage needs one."},
+    )
+    task: str = field(
+        default="gsm8k",
+        metadata={"help": "The grpo stage's r1lib task, by its name in r1lib.tasks.registry."},
+    )
+    data: str | None = field(
+        default=None,
+        metadata={"help": "The sft and distill stages' records: a jsonl in TRL's prompt-completion shape (e.g. the "
+                          "pipeline's cold_start.jsonl or rejection.jsonl)."},
+    )
+    lora_r: int | None = field(
+        default=None,
+        metadata={"help": "Train a LoRA adapter of this rank instead of all weights. None: all weights."},
+    )
 
     def __post_init__(self) -> None:
         if self.mixed_precision is None:

@@ -1,7 +1,8 @@
 """Seeded, checkpointable streams of training items.
 
-Every trainer draws its data from one of these, and saves the stream's state in its checkpoints,
-so that a resumed run sees exactly the items the uninterrupted run would have seen.
+Every trainer draws its data from one of these and declares it to the base trainer
+(:meth:`r1lib.trainer.Trainer.add_stream`), which resets it for a fresh run and keeps its state in
+checkpoints, so that a resumed run sees exactly the items the uninterrupted run would have seen.
 
 * :class:`ExampleStream`: the items of a finite list, in a fresh seeded shuffle every epoch.
 * :class:`RandomStream`: an endless stream made by a function of a seeded ``random.Random``
@@ -14,7 +15,7 @@ import hashlib
 import random
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -30,6 +31,16 @@ def fingerprint(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+class Stream(Protocol):
+    """What the base trainer needs of a data stream: its state, and a way back to its seeded beginning."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def reset(self) -> None: ...
+
+
 class ExampleStream(Generic[T]):
     """Items of ``items`` in a seeded shuffle; every item is seen once before any repeats.
 
@@ -42,8 +53,11 @@ class ExampleStream(Generic[T]):
             raise ValueError("an ExampleStream needs at least one item")
         self.items = list(items)
         self.seed = seed
-        self.epoch = 0
-        self.position = 0
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the first item of the first epoch, as a new stream with the same seed."""
+        self.epoch, self.position = 0, 0
         self._order = self._shuffled(0)
 
     def _shuffled(self, epoch: int) -> list[int]:
@@ -84,7 +98,11 @@ class RandomStream(Generic[T]):
     def __init__(self, make: Callable[..., T], seed: int = 0) -> None:
         self.make = make
         self.seed = seed
-        self.rng = random.Random(seed)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the first item, as a new stream with the same seed."""
+        self.rng = random.Random(self.seed)
 
     def take(self, count: int, **kwargs: Any) -> list[T]:
         """The next ``count`` items; ``kwargs`` go to ``make`` (e.g. the curriculum's progress)."""

@@ -8,16 +8,20 @@ tiny world's pretraining) is a subclass that only says what one step computes.
   update when gradients are not finite;
 * the loop, with its progress bar and the timing of evaluation, logging and saving;
 * checkpoints: atomic safetensors directories with the model, optimizer, scheduler, RNG states,
-  the data stream's position and whatever the subclass adds, plus ``save_total_limit`` rotation;
+  the data streams' positions and whatever the subclass adds, plus ``save_total_limit`` rotation;
+* the data streams a subclass declares (:meth:`Trainer.add_stream`): reset for a fresh run, kept in
+  checkpoints, rolled back with an interrupted step, and fingerprinted so that resuming on other
+  data is refused;
 * resuming from the latest checkpoint, refusing a changed config unless told otherwise;
 * ``metrics.jsonl``, one JSON line per logged step, trimmed atomically on resume so that no step
   appears twice; Ctrl-C (or a notebook's stop button) saves a checkpoint and returns;
 * callbacks.
 
-A subclass implements :meth:`Trainer.training_step` (compute the loss of one optimizer step, call
-:meth:`Trainer.backward` for each micro-batch, return metrics) and, when it has something to
-evaluate, :meth:`Trainer.evaluate`. The loop in :meth:`Trainer.train` is the only training loop of
-the library.
+A subclass declares its data streams, implements :meth:`Trainer.training_step` (compute the loss of
+one optimizer step, call :meth:`Trainer.backward` for each micro-batch, return metrics) and, when
+it has something to evaluate, :meth:`Trainer.evaluate`. The loop in :meth:`Trainer.train` is the
+only training loop of the library; :class:`r1lib.causal_lm.CausalLMTrainer` is the one step of
+pretraining, SFT and distillation.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -61,8 +65,10 @@ from .hardware import (
     GIB, DeviceInfo, MemoryEstimate, ModelShape, StepShape, check_fits, device_info, estimate_memory,
     estimate_step_seconds, format_bytes,
 )
+from .stream import Stream, fingerprint
 
 Record = dict[str, Any]
+S = TypeVar("S", bound=Stream)
 
 
 class TrainerCallback:
@@ -225,6 +231,8 @@ class Trainer:
         self.outcome: str | None = None
         self._partly_loaded: Path | None = None  # a checkpoint whose loading failed halfway
         self.memory_estimate: MemoryEstimate | None = None  # set by preflight()
+        self._streams: dict[str, Stream] = {}  # by the name of their state in checkpoints (add_stream)
+        self._stream_data: dict[str, Any] = {}  # what they draw, by the name of its fingerprint
         self._check_trainable_precision()
 
     def _check_trainable_precision(self) -> None:
@@ -260,14 +268,27 @@ class Trainer:
         before training; ``None`` (the default) skips the estimate."""
         return None
 
+    def add_stream(self, name: str, stream: S, data: dict[str, Any] | None = None) -> S:
+        """Declare a data stream the run draws from, and return it.
+
+        The base resets it for a fresh run, keeps its state in checkpoints under ``name`` (a
+        checkpoint without that name, from a run that did not draw from it, leaves it at its
+        beginning), and restores it when an interrupted step is rolled back. ``data`` is what the
+        stream draws, by the name checkpoints fingerprint it under (:meth:`data_fingerprint`);
+        its fingerprint is computed when a checkpoint is written or read.
+        """
+        self._streams[name] = stream
+        self._stream_data.update(data or {})
+        return stream
+
     def on_fresh_start(self) -> None:
-        """Reset the subclass's data streams and buffers for a run that starts at step 0."""
+        """Reset the subclass's buffers for a run that starts at step 0 (declared streams are reset already)."""
 
     def after_optimizer_step(self) -> None:
         """Called after each update (e.g. GRPO's reference-model refresh)."""
 
     def trainer_state(self) -> dict[str, Any]:
-        """JSON-able state a checkpoint must keep besides the weights (e.g. the stream's position)."""
+        """JSON-able state a checkpoint must keep besides the weights and the declared streams."""
         return {}
 
     def load_trainer_state(self, state: dict[str, Any]) -> None:
@@ -493,7 +514,7 @@ class Trainer:
     def _snapshot(self) -> dict[str, Any]:
         """What a step changes before its update: data streams, buffers and random generators."""
         return {
-            "state": copy.deepcopy(self.trainer_state()),
+            "state": copy.deepcopy(self._subclass_state()),
             "tensors": {k: v.detach().clone() for k, v in self.trainer_tensors().items()},
             "generator": self.generator.get_state(),
             "rng": rng_state(),
@@ -503,7 +524,7 @@ class Trainer:
         """Undo what an unfinished step drew, as :meth:`resume` restores a checkpoint."""
         with _HeldInterrupts(reraise=False):  # the run is stopping already; a second Ctrl-C must not tear this
             self.load_trainer_tensors(snapshot["tensors"])
-            self.load_trainer_state(snapshot["state"])
+            self._load_subclass_state(snapshot["state"])
             self.generator.set_state(snapshot["generator"])
             set_rng_state(snapshot["rng"])
 
@@ -564,6 +585,8 @@ class Trainer:
         self.generator.manual_seed(self.config.seed)
         self.state, self._pending = TrainerState(), []
         self._saved_step, self._skipped_in_a_row = None, 0
+        for stream in self._streams.values():
+            stream.reset()
         self.on_fresh_start()
         if self.output_dir is not None:
             self._remove_leftovers()
@@ -616,7 +639,7 @@ class Trainer:
                 "pending_records": [_jsonable(r) for r in self._pending],
                 "finishing_step": self._finishing_step,
                 "skipped_in_a_row": self._skipped_in_a_row,
-                **self.trainer_state(),
+                **self._subclass_state(),
             }
             if self.scaler.is_enabled():
                 state["grad_scaler"] = self.scaler.state_dict()
@@ -674,7 +697,7 @@ class Trainer:
         tensors = load_extra_tensors(path)
         self.generator.set_state(tensors.pop("generator"))
         self.load_trainer_tensors(tensors)
-        self.load_trainer_state(state)
+        self._load_subclass_state(state)
         step = int(state["step"])
         self.state = TrainerState(step, self._trim_logs(step))
         self._pending = list(state.get("pending_records", []))
@@ -715,11 +738,22 @@ class Trainer:
             for temporary in path.parent.glob(f".{path.name}.*"):
                 temporary.unlink(missing_ok=True)
 
+    def _subclass_state(self) -> dict[str, Any]:
+        """The declared streams' states and :meth:`trainer_state`, side by side in a checkpoint's state."""
+        return {**{name: stream.state_dict() for name, stream in self._streams.items()}, **self.trainer_state()}
+
+    def _load_subclass_state(self, state: dict[str, Any]) -> None:
+        for name, stream in self._streams.items():
+            if name in state:
+                stream.load_state_dict(state[name])
+        self.load_trainer_state(state)
+
     def data_fingerprint(self) -> dict[str, str]:
-        """Fingerprints (:func:`r1lib.stream.fingerprint`) of what the run trains on, e.g. its
-        examples and reward functions. Checkpoints keep them, and resuming with different ones is
-        refused, naming them, unless ``allow_config_changes`` names them too."""
-        return {}
+        """Fingerprints (:func:`r1lib.stream.fingerprint`) of what the run trains on: the data of
+        the declared streams, and whatever a subclass adds (e.g. its reward functions). Checkpoints
+        keep them, and resuming with different ones is refused, naming them, unless
+        ``allow_config_changes`` names them too."""
+        return {name: fingerprint(data) for name, data in self._stream_data.items()}
 
     def _check_config(self, path: Path, saved: dict[str, Any], allowed: bool | set[str]) -> None:
         if allowed is True:

@@ -1,12 +1,13 @@
 """Every config field documents itself (``metadata["help"]``, which ``HfArgumentParser`` shows for
-``--help``), and README's table of defaults that differ from TRL's matches both r1lib and the TRL
-installed (``TRL_DEFAULT_DIFFERENCES``)."""
+``--help``), in the training configs and in the other dataclasses a user sets, and README's table of
+defaults that differ from TRL's matches both r1lib and the TRL installed (``TRL_DEFAULT_DIFFERENCES``)."""
 
 from __future__ import annotations
 
 import ast
 import dataclasses
 import importlib
+import inspect
 import re
 import warnings
 from pathlib import Path
@@ -25,8 +26,17 @@ from r1lib.configs import (
     SFTConfig,
     TrainingConfig,
 )
+from r1lib.models import LoraSettings, ModelSpec
+from r1lib.profiles import Profile
+from r1lib.scale import LaunchPlan
+from r1lib.tiny.corpus import CorpusConfig
+from r1lib.tiny.model import TinyModelConfig
 
 CONFIGS = [TrainingConfig, GRPOConfig, SFTConfig, DistillConfig, RewardModelConfig]
+# The other dataclasses a user sets: a model's placement and LoRA adapter, a cluster launch plan, a
+# profile, and the tiny world's corpus and model shape.
+OTHER_CONFIGS = [ModelSpec, LoraSettings, LaunchPlan, Profile, CorpusConfig, TinyModelConfig]
+ALL_CONFIGS = CONFIGS + OTHER_CONFIGS
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -42,13 +52,13 @@ def _squeeze(text: str) -> str:
 @pytest.fixture
 def restore_field_types():
     """HfArgumentParser overwrites ``Field.type`` on the class (resolved, Optional unwrapped): put it back."""
-    saved = [(f, f.type) for cls in CONFIGS for f in dataclasses.fields(cls)]
+    saved = [(f, f.type) for cls in ALL_CONFIGS for f in dataclasses.fields(cls)]
     yield
     for f, type_ in saved:
         f.type = type_
 
 
-@pytest.mark.parametrize("config_class", CONFIGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("config_class", ALL_CONFIGS, ids=lambda c: c.__name__)
 def test_every_field_has_help(config_class):
     for f in dataclasses.fields(config_class):
         text = f.metadata.get("help")
@@ -63,7 +73,13 @@ def test_no_trailing_comments_left_on_fields():
     assert not lines, "move these comments into metadata['help']:\n" + "\n".join(lines)
 
 
-@pytest.mark.parametrize("config_class", CONFIGS, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("config_class", OTHER_CONFIGS, ids=lambda c: c.__name__)
+def test_no_trailing_comments_left_on_other_fields(config_class):
+    lines = [line for line in inspect.getsource(config_class).splitlines() if re.match(r"    \w+: [^#]*#", line)]
+    assert not lines, f"move these comments of {config_class.__name__} into metadata['help']:\n" + "\n".join(lines)
+
+
+@pytest.mark.parametrize("config_class", ALL_CONFIGS, ids=lambda c: c.__name__)
 def test_argument_parser_shows_every_help(config_class, restore_field_types):
     text = _squeeze(HfArgumentParser(config_class).format_help())
     for f in dataclasses.fields(config_class):
@@ -87,6 +103,34 @@ def test_parse_command_line(config_class, restore_field_types):
     )
     assert type(config) is config_class
     assert config == dataclasses.replace(config_class(), learning_rate=3e-4)
+
+
+# Not Profile (its fields are nested configs), nor LoraSettings.target_modules (a tuple), ModelSpec.lora
+# (a nested dataclass) or ModelSpec.extra (a dict): HfArgumentParser cannot read those from a command
+# line, so only their help is checked above.
+OTHER_COMMAND_LINES = [
+    (ModelSpec, ["--name_or_path", "Qwen/Qwen2.5-0.5B", "--dtype", "bfloat16", "--gradient_checkpointing"],
+     ModelSpec("Qwen/Qwen2.5-0.5B", dtype="bfloat16", gradient_checkpointing=True)),
+    (LoraSettings, ["--r", "8", "--dropout", "0.05"], LoraSettings(r=8, dropout=0.05)),
+    (LaunchPlan, ["--mixed_precision", "bf16", "--setup", "ddp", "--gpus", "2", "--lora_r", "16"],
+     LaunchPlan(setup="ddp", gpus=2, mixed_precision="bf16", lora_r=16)),
+    (CorpusConfig, ["--diligent_rate", "0.5"], CorpusConfig(diligent_rate=0.5)),
+    (TinyModelConfig, ["--hidden_size", "64", "--num_heads", "2"], TinyModelConfig(hidden_size=64, num_heads=2)),
+]
+
+
+@pytest.mark.parametrize("config_class, argv, expected", OTHER_COMMAND_LINES,
+                         ids=[c.__name__ for c, _, _ in OTHER_COMMAND_LINES])
+def test_parse_other_command_lines(config_class, argv, expected, restore_field_types):
+    (config,) = HfArgumentParser(config_class).parse_args_into_dataclasses(argv, look_for_args_file=False)
+    assert config == expected
+
+
+def test_other_validation_still_runs(restore_field_types):
+    with pytest.raises(ValueError, match="mixed_precision is required"):
+        HfArgumentParser(LaunchPlan).parse_args_into_dataclasses(["--gpus", "1"], look_for_args_file=False)
+    with pytest.raises(ValueError, match="divisible by num_heads"):
+        HfArgumentParser(TinyModelConfig).parse_args_into_dataclasses(["--num_heads", "3"], look_for_args_file=False)
 
 
 def test_parse_switches_lists_and_optionals(restore_field_types):

@@ -5,7 +5,8 @@
 * :mod:`r1lib.distill.traces`: :func:`generate_traces`, the teacher's verified answers and their
   cost; SFT on them (:class:`r1lib.sft.SFTTrainer`) is how DeepSeek distilled R1.
 * :mod:`r1lib.distill.trainer`: :class:`DistillTrainer`, logit KD on traces mixed with on-policy
-  steps where the student samples and the teacher grades every token.
+  steps where the student samples and the teacher grades every token; its loss,
+  :class:`DistillationLoss`, plugs into the causal-LM step (:mod:`r1lib.causal_lm`).
 
 What each method costs is counted by :mod:`r1lib.compute`, which knows nothing of distillation;
 notebook 07's comparison of these methods with RL at equal compute is the course's experiment,
@@ -14,10 +15,11 @@ notebook 07's comparison of these methods with RL at equal compute is the course
 
 from .losses import check_top_k, divergence_beta, generalized_jsd, kd_loss, on_policy_reverse_kl, top_k_divergence
 from .traces import Traces, generate_traces
-from .trainer import DistillTrainer, check_same_vocabulary
+from .trainer import DistillationLoss, DistillTrainer, check_same_vocabulary
 
 __all__ = [
     "DistillTrainer",
+    "DistillationLoss",
     "Traces",
     "check_same_vocabulary",
     "check_top_k",

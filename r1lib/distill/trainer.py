@@ -7,6 +7,9 @@
   reverse KL it is per-token reverse-KL on-policy distillation
   (:func:`r1lib.distill.losses.on_policy_reverse_kl`).
 
+Both are the causal-LM step of :class:`r1lib.causal_lm.CausalLMTrainer` with two parts changed:
+the loss (:class:`DistillationLoss`) and, on on-policy steps, where the sequences come from.
+
 Every step reports its compute as ``flops/*`` metrics (2 x parameters per token for a forward pass,
 4 x for a backward pass), which :class:`r1lib.compute.ComputeLedger` adds up so that methods can be
 compared at equal compute.
@@ -18,15 +21,16 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import torch
 
+from ..causal_lm import LogitsOf, TokenLoss
 from ..configs import DistillConfig
 from ..hardware import StepShape
 from ..rollout import render_prompts, rollout
+from ..records import Encoded
 from ..sft import SFTExample, SFTTrainer
-from ..stream import ExampleStream, fingerprint
+from ..stream import ExampleStream
 from ..tasks.base import Example, Task
 from ..trainer import TrainerCallback, parameter_count
 from .losses import check_top_k, divergence_beta, kd_loss
@@ -44,12 +48,35 @@ def check_same_vocabulary(student, teacher, tokenizer) -> None:
         raise ValueError(f"the tokenizer has {len(tokenizer)} tokens, more than the models' {sizes['student']}")
 
 
+class DistillationLoss(TokenLoss):
+    """:func:`kd_loss` of the student's logits against the teacher's on the same micro-batch: the mean
+    divergence over the completion tokens, as ``config`` sets it (divergence, beta, temperature, top-k)."""
+
+    reduction = "mean"
+
+    def __init__(self, teacher: torch.nn.Module, config: DistillConfig) -> None:
+        self.teacher, self.config = teacher, config
+        self.models = (teacher,)
+        self.teacher_params = parameter_count(teacher)
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, logits_of: LogitsOf) -> torch.Tensor:
+        cfg = self.config
+        with torch.no_grad():
+            teacher_logits = logits_of(self.teacher)[:, :-1]
+        return kd_loss(logits[:, :-1], teacher_logits, labels[:, 1:] != -100, cfg.divergence, cfg.beta,
+                       cfg.kd_temperature, cfg.top_k)
+
+    def costs(self, tokens: int) -> dict[str, float]:
+        """The teacher's forward passes."""
+        return {"flops/teacher": 2.0 * self.teacher_params * tokens}
+
+
 class DistillTrainer(SFTTrainer):
     """Logit distillation on teacher traces, mixed with on-policy steps where the student samples.
 
-    On each step, with probability ``lmbda`` (a seeded draw) the student samples completions for
-    ``per_device_train_batch_size`` prompts (on-policy); otherwise the step's sequences are teacher
-    traces. Either way the teacher's logits on those sequences are the targets of :func:`kd_loss`.
+    On each step, with probability ``lmbda`` (a seeded draw) the student samples completions for the
+    step's prompts (on-policy); otherwise the step's sequences are teacher traces. Either way the
+    teacher's logits on those sequences are the targets of :func:`kd_loss` (:class:`DistillationLoss`).
     On-policy steps log ``distill/truncated_fraction``: a student that stops emitting end-of-sequence
     runs to ``max_new_tokens`` and is flagged with a warning once it passes ``max_truncated_fraction``.
     """
@@ -83,9 +110,12 @@ class DistillTrainer(SFTTrainer):
                          eval_examples=eval_examples, callbacks=callbacks, progress=progress)
         self.config: DistillConfig = config
         self.teacher = teacher.eval().requires_grad_(False)
+        self.loss = DistillationLoss(self.teacher, config)  # instead of SFT's cross-entropy
         self.task, self.prompts = task, list(prompts)
-        self.prompt_stream = ExampleStream(self.prompts, seed=config.seed) if self.prompts else None
-        self.student_params, self.teacher_params = parameter_count(student), parameter_count(teacher)
+        self.prompt_stream: ExampleStream[Example] | None = None
+        if self.prompts:
+            self.prompt_stream = self.add_stream("prompt_stream", ExampleStream(self.prompts, seed=config.seed),
+                                                 data={"prompts": [[e.question, e.answer] for e in self.prompts]})
         self._warned = False
 
     def step_shape(self) -> StepShape:
@@ -99,31 +129,15 @@ class DistillTrainer(SFTTrainer):
         teacher_logits = shape.batch * shape.completion_length * self.teacher.config.vocab_size * 4
         return replace(shape, generates=self.config.lmbda > 0, other_models_bytes=teacher + teacher_logits)
 
-    def attention_models(self) -> list[Any]:
-        return [self.model, self.teacher]
+    def draw(self, count: int) -> tuple[list[Encoded], dict[str, float]]:
+        """The student's samples with probability ``lmbda`` (a seeded draw), else teacher traces."""
+        cfg = self.config
+        if cfg.lmbda > 0 and float(torch.rand(1, generator=self.generator, device=self.device)) < cfg.lmbda:
+            return self._on_policy_rows(count)
+        items, metrics = super().draw(count)
+        return items, {**metrics, "distill/on_policy": 0.0}
 
-    def on_fresh_start(self) -> None:
-        super().on_fresh_start()
-        if self.prompts:
-            self.prompt_stream = ExampleStream(self.prompts, seed=self.config.seed)
-
-    def data_fingerprint(self) -> dict[str, str]:
-        """The traces, and the prompts the student samples on-policy."""
-        prompts = [[e.question, e.answer] for e in self.prompts]
-        return {**super().data_fingerprint(), "prompts": fingerprint(prompts)} if prompts else super().data_fingerprint()
-
-    def trainer_state(self) -> dict[str, Any]:
-        state = super().trainer_state()
-        if self.prompt_stream is not None:
-            state["prompt_stream"] = self.prompt_stream.state_dict()
-        return state
-
-    def load_trainer_state(self, state: dict[str, Any]) -> None:
-        super().load_trainer_state(state)
-        if self.prompt_stream is not None and "prompt_stream" in state:
-            self.prompt_stream.load_state_dict(state["prompt_stream"])
-
-    def _on_policy_rows(self, count: int) -> tuple[list[tuple[list[int], int]], dict[str, float]]:
+    def _on_policy_rows(self, count: int) -> tuple[list[Encoded], dict[str, float]]:
         """Student samples for ``count`` prompts, encoded like traces; with their sampling cost."""
         examples = self.prompt_stream.take(count)
         prompts = render_prompts(self.tokenizer, [self.task.prompt(e) for e in examples])
@@ -145,35 +159,5 @@ class DistillTrainer(SFTTrainer):
             )
         sampled = sum(prompt_lengths) + sum(lengths)
         return rows, {"distill/truncated_fraction": truncated, "distill/on_policy": 1.0,
-                      "flops/sampling": 2.0 * self.student_params * sampled,
+                      "flops/sampling": 2.0 * self.num_parameters * sampled,
                       "completions/mean_length": sum(lengths) / len(lengths)}
-
-    def training_step(self) -> dict[str, float]:
-        cfg = self.config
-        count = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-        on_policy = cfg.lmbda > 0 and float(torch.rand(1, generator=self.generator, device=self.device)) < cfg.lmbda
-        if on_policy:
-            items, metrics = self._on_policy_rows(count)
-        else:
-            items, metrics = [self.encoded[i] for i in self.stream.take(count)], {"distill/on_policy": 0.0}
-        total = sum(len(ids) - p for ids, p in items)
-        processed = sum(len(ids) for ids, _ in items)
-        loss_sum = 0.0
-        for rows in self.batches(items):
-            batch = self.collate(rows)
-            mask = (batch.pop("labels")[:, 1:] != -100)
-            with torch.no_grad(), self.autocast():
-                teacher_logits = self.teacher(**batch, use_cache=False).logits[:, :-1]
-            with self.autocast():
-                student_logits = self.model(**batch, use_cache=False).logits[:, :-1]
-            loss = kd_loss(student_logits, teacher_logits, mask, cfg.divergence, cfg.beta, cfg.kd_temperature, cfg.top_k)
-            weight = float(mask.sum()) / total
-            self.backward(loss * weight)
-            loss_sum += loss.item() * weight
-        metrics.update({
-            "loss": loss_sum,
-            "num_tokens": float(total),
-            "flops/teacher": 2.0 * self.teacher_params * processed,
-            "flops/training": 6.0 * self.student_params * processed,
-        })
-        return metrics

@@ -123,7 +123,8 @@ class GRPOTrainer(Trainer):
         self.train_examples = list(train_examples)
         self.eval_examples = list(eval_examples or [])[: config.eval_examples]
         self.ref_model = self._reference(ref_model) if config.beta > 0 else None
-        self.stream = ExampleStream(self.train_examples, seed=config.seed)
+        self.stream = self.add_stream("stream", ExampleStream(self.train_examples, seed=config.seed),
+                                      data={"train_examples": [[e.question, e.answer] for e in self.train_examples]})
         self._batch: PolicyBatch | None = None
         self._batch_uses = 0  # optimizer steps taken on self._batch
         self.longest_prompt = longest
@@ -168,16 +169,14 @@ class GRPOTrainer(Trainer):
         )
 
     def data_fingerprint(self) -> dict[str, str]:
-        """What a resumed run must share with the checkpoint: the training examples and the reward functions.
+        """What a resumed run must share with the checkpoint: the training examples (the stream's
+        data) and the reward functions.
 
         The base class stores this in every checkpoint and refuses to resume on a mismatch.
         """
-        examples = [[e.question, e.answer] for e in self.train_examples]
         rewards = [[_qualified_name(f), reward_name(f, i)] for i, f in enumerate(self.reward_funcs)]
-        return {
-            "train_examples": fingerprint(examples),
-            "reward_funcs": fingerprint({"functions": rewards, "weights": self.config.reward_weights}),
-        }
+        return {**super().data_fingerprint(),
+                "reward_funcs": fingerprint({"functions": rewards, "weights": self.config.reward_weights})}
 
     # ---------------------------------------------------------------- state the base checkpoints
 
@@ -194,14 +193,12 @@ class GRPOTrainer(Trainer):
         return bool(self.eval_examples)
 
     def on_fresh_start(self) -> None:
-        self.stream = ExampleStream(self.train_examples, seed=self.config.seed)
         self._batch, self._batch_uses = None, 0
 
     def trainer_state(self) -> dict[str, Any]:
-        return {"stream": self.stream.state_dict(), "batch_uses": self._batch_uses}
+        return {"batch_uses": self._batch_uses}
 
     def load_trainer_state(self, state: dict[str, Any]) -> None:
-        self.stream.load_state_dict(state["stream"])
         self._batch_uses = int(state.get("batch_uses", 0))
 
     def trainer_tensors(self) -> dict[str, torch.Tensor]:

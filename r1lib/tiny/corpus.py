@@ -19,7 +19,7 @@ reward has something real to fix.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 from ..tasks.base import Example, Messages
@@ -37,16 +37,56 @@ Document = tuple[Messages, str]  # (prompt messages, the assistant's reply)
 class CorpusConfig:
     """Mixture proportions of the pretraining corpus."""
 
-    chain_weight: float = 0.4
-    search_weight: float = 0.4
-    general_weight: float = 0.2
-    trace_fraction_early: float = 0.6
-    trace_fraction_late: float = 0.2
-    curriculum_switch: float = 0.5  # fraction of pretraining after which traces become rare
-    diligent_rate: float = 0.3  # search traces that keep searching after a failed check
-    second_language_rate: float = 0.1
-    mixed_language_rate: float = 0.1
-    general_flawed_rate: float = 0.3  # general replies of a rejected kind (rude, off topic, ...)
+    chain_weight: float = field(
+        default=0.4,
+        metadata={"help": "Relative weight of chain documents (3+5+9+2) in the mixture; the three family weights "
+                          "are >= 0 with a positive sum, and need not add up to 1."},
+    )
+    search_weight: float = field(
+        default=0.4,
+        metadata={"help": "Relative weight of search documents (3851=7) in the mixture."},
+    )
+    general_weight: float = field(
+        default=0.2,
+        metadata={"help": "Relative weight of general documents (greet Ana: a plain reply without tags) in the "
+                          "mixture."},
+    )
+    trace_fraction_early: float = field(
+        default=0.6,
+        metadata={"help": "Share of chain and search documents that reason before answering, before "
+                          "curriculum_switch: many traces early, so that reasoning is learned well. In [0, 1]."},
+    )
+    trace_fraction_late: float = field(
+        default=0.2,
+        metadata={"help": "Share of chain and search documents that reason before answering, from "
+                          "curriculum_switch on: few traces late, so that the base mostly answers directly. "
+                          "In [0, 1]."},
+    )
+    curriculum_switch: float = field(
+        default=0.5,
+        metadata={"help": "Fraction of pretraining after which traces become rare (trace_fraction_early gives way "
+                          "to trace_fraction_late). In [0, 1]."},
+    )
+    diligent_rate: float = field(
+        default=0.3,
+        metadata={"help": "Share of search traces that keep searching after a failed check (with 'wait'); the "
+                          "others are careless and answer the first pair they try. In [0, 1]."},
+    )
+    second_language_rate: float = field(
+        default=0.1,
+        metadata={"help": "Share of traces whose connector words are all in the second language (luego, espera). "
+                          "In [0, 1]; with mixed_language_rate at most 1."},
+    )
+    mixed_language_rate: float = field(
+        default=0.1,
+        metadata={"help": "Share of traces that mix English and second-language connector words, which a "
+                          "language-consistency reward can then fix. In [0, 1]."},
+    )
+    general_flawed_rate: float = field(
+        default=0.3,
+        metadata={"help": "Share of general replies of a rejected kind (rude, off topic, ...), which the reward "
+                          "model learns to reject. In [0, 1]."},
+    )
 
     def __post_init__(self) -> None:
         for name in ("trace_fraction_early", "trace_fraction_late", "curriculum_switch", "diligent_rate",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -12,11 +12,28 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 class TinyModelConfig:
     """Shape of the tiny model. The defaults give about 0.8M parameters."""
 
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 384
-    max_positions: int = 256
+    hidden_size: int = field(
+        default=128,
+        metadata={"help": "Width of the residual stream (Qwen2's hidden_size); a multiple of num_heads."},
+    )
+    num_layers: int = field(
+        default=4,
+        metadata={"help": "Number of transformer blocks (Qwen2's num_hidden_layers)."},
+    )
+    num_heads: int = field(
+        default=4,
+        metadata={"help": "Attention heads per block, as many key/value heads as query heads (no grouped-query "
+                          "attention)."},
+    )
+    intermediate_size: int = field(
+        default=384,
+        metadata={"help": "Width of each block's MLP (Qwen2's intermediate_size)."},
+    )
+    max_positions: int = field(
+        default=256,
+        metadata={"help": "Longest sequence, prompt and completion together, the model has positions for "
+                          "(Qwen2's max_position_embeddings)."},
+    )
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:

@@ -18,20 +18,19 @@ import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
-import torch.nn.functional as F
 
+from ..causal_lm import CausalLMTrainer, CrossEntropyLoss, Rows, length_grouped
 from ..checkpoint import atomic_write_text, save_checkpoint
 from ..configs import TrainingConfig
+from ..records import Encoded, encode
 from ..records import collate as collate_rows
-from ..records import encode, length_buckets
 from ..evaluate import evaluate
 from ..format import ANSWER_OPEN, THINK_OPEN
 from ..stream import RandomStream
 from ..tasks.splits import eval_examples
-from ..trainer import Trainer, TrainerCallback
+from ..trainer import TrainerCallback
 from .corpus import CorpusConfig, Document, sample_document
 from .model import TinyModelConfig, build_tiny_model
 from .tokenizer import build_tiny_tokenizer
@@ -65,8 +64,8 @@ class PretrainConfig(TrainingConfig):
 
 
 def collate(tokenizer, documents: list[Document]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Token ids, attention mask and labels of ``documents`` as one right-padded batch, as pretraining
-    runs them; the labels cover the reply only."""
+    """Token ids, attention mask and labels of ``documents`` as one right-padded batch of one document
+    per row, as pretraining's micro-batches hold them; the labels cover the reply only."""
     batch = collate_rows([[encode(tokenizer, *d)] for d in documents], tokenizer.pad_token_id, attention_mask=True)
     return batch["input_ids"], batch["attention_mask"], batch["labels"]
 
@@ -99,8 +98,9 @@ def base_statistics(model, tokenizer, n_examples: int = 256, k: int = 1, seed: i
 REPORT_SAMPLES = 4  # samples per held-out problem in the shipped base's statistics
 
 
-class PretrainTrainer(Trainer):
-    """Next-token prediction on documents drawn from the tiny world's corpus (a seeded stream)."""
+class PretrainTrainer(CausalLMTrainer):
+    """Next-token prediction on documents drawn from the tiny world's corpus (a seeded stream): the
+    causal-LM step with the cross-entropy on each document's reply."""
 
     name = "pretrain"
     LENGTH_BUCKETS = 4
@@ -110,53 +110,28 @@ class PretrainTrainer(Trainer):
         self, model, tokenizer, config: PretrainConfig, output_dir: str | Path | None = None,
         callbacks: Iterable[TrainerCallback | Callable] = (), progress: bool = True,
     ) -> None:
-        super().__init__(model, config, output_dir, tokenizer=tokenizer, callbacks=callbacks, progress=progress)
+        super().__init__(model, config, output_dir, tokenizer=tokenizer, loss=CrossEntropyLoss(), callbacks=callbacks,
+                         progress=progress)
         self.config: PretrainConfig = config
-        self.stream = self._new_stream()
-
-    def _new_stream(self) -> RandomStream[Document]:
-        return RandomStream(lambda rng, progress: sample_document(rng, self.config.corpus, progress), self.config.seed)
+        self.stream = self.add_stream("stream", RandomStream(
+            lambda rng, progress: sample_document(rng, self.config.corpus, progress), config.seed))
 
     @property
     def does_evaluate(self) -> bool:
         return True
 
-    def on_fresh_start(self) -> None:
-        self.stream = self._new_stream()
+    def draw(self, count: int) -> tuple[list[Encoded], dict[str, float]]:
+        """``count`` new documents, at the curriculum's position (the share of the run done)."""
+        documents = self.stream.take(count, progress=self.state.step / self.config.max_steps)
+        return [encode(self.tokenizer, *d) for d in documents], {}
 
-    def trainer_state(self) -> dict[str, Any]:
-        return {"stream": self.stream.state_dict()}
+    def batches(self, items: list[Encoded]) -> list[Rows]:
+        """``LENGTH_BUCKETS`` micro-batches of similar lengths per accumulation step.
 
-    def load_trainer_state(self, state: dict[str, Any]) -> None:
-        self.stream.load_state_dict(state["stream"])
-
-    def training_step(self) -> dict[str, float]:
-        """The mean next-token loss over every reply token of the step's documents.
-
-        Documents differ a lot in length (``<answer>7</answer>`` against a 60-token trace), so they
-        run in ``LENGTH_BUCKETS`` groups of similar length per accumulation step
-        (:func:`r1lib.records.length_buckets`), each padded only to its own longest: about 1.8x faster
-        than one padded batch, with the same loss.
+        Documents differ a lot in length (``<answer>7</answer>`` against a 60-token trace), so each
+        group is padded only to its own longest: about 1.8x faster than one padded batch, with the same loss.
         """
-        cfg = self.config
-        progress = self.state.step / cfg.max_steps  # the curriculum's position
-        documents = self.stream.take(cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps, progress=progress)
-        encoded = [encode(self.tokenizer, *d) for d in documents]
-        total_tokens = sum(len(ids) - prompt for ids, prompt in encoded)
-        lengths = [len(ids) for ids, _ in encoded]
-        buckets = length_buckets(lengths, cfg.gradient_accumulation_steps * self.LENGTH_BUCKETS)
-        loss_sum = 0.0
-        for bucket in buckets:
-            batch = collate_rows([[encoded[i]] for i in bucket], self.tokenizer.pad_token_id, attention_mask=True)
-            labels = batch["labels"][:, 1:].reshape(-1).to(self.device)
-            with self.autocast():
-                logits = self.model(input_ids=batch["input_ids"].to(self.device),
-                                    attention_mask=batch["attention_mask"].to(self.device)).logits
-            loss = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels, ignore_index=-100,
-                                   reduction="sum")
-            self.backward(loss / total_tokens)
-            loss_sum += loss.item()
-        return {"loss": loss_sum / total_tokens}
+        return length_grouped(items, self.config.gradient_accumulation_steps * self.LENGTH_BUCKETS)
 
     def evaluate(self) -> dict[str, float]:
         stats = base_statistics(self.model, self.tokenizer, self.config.eval_examples)

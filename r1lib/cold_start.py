@@ -6,7 +6,8 @@ few-shot prompting and from R1-Zero's own outputs, then cleaned up by human anno
 world does the same with rules:
 
 1. sample R1-Zero's final policy on training prompts and keep the samples that verify;
-2. rewrite each into one language (the second-language connectors become English);
+2. rewrite each into one language, the prompt's (``r1lib.tasks.bilingual``): the connectors of the
+   other language become the prompt's;
 3. add a short summary for the reader between the reasoning and the answer:
    ``<think>3+5+9 so 8+9 so 7</think>3+5+9 = 7.<answer>7</answer>``.
 
@@ -25,14 +26,19 @@ from .records import PromptCompletion
 from .format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, extract_reasoning
 from .rollout import render_prompts, rollout
 from .tasks.base import Example, Task, verify
+from .tasks.bilingual import FIRST_LANGUAGE, SECOND_LANGUAGE, example_language
 
-# The tiny world's second language and its English words (r1lib.tiny.tokenizer's connectors).
-SECOND_LANGUAGE = {"luego": "so", "espera": "wait"}
+# The tiny world's connector words (r1lib.tiny.tokenizer), translated into each language.
+TRANSLATIONS = {
+    FIRST_LANGUAGE: {"luego": "so", "espera": "wait"},
+    SECOND_LANGUAGE: {"so": "luego", "wait": "espera"},
+}
 _WORD = re.compile(r"[^\W\d_]+")
 
 
-def single_language(text: str, translation: dict[str, str] = SECOND_LANGUAGE) -> str:
-    """``text`` with every second-language word replaced by its target-language word."""
+def single_language(text: str, translation: dict[str, str] = TRANSLATIONS[FIRST_LANGUAGE]) -> str:
+    """``text`` with every word of ``translation`` replaced by its translation (by default, the
+    second language's connectors by the first's)."""
     return _WORD.sub(lambda m: translation.get(m.group(0).lower(), m.group(0)), text)
 
 
@@ -50,11 +56,13 @@ def rewrite_readable(
     completion: str, example: Example, task: Task,
     summarise: Callable[[Example, str], str] = default_summary,
 ) -> str | None:
-    """R1-Zero's completion in the readable format, or None when it does not verify or does not reason."""
+    """R1-Zero's completion in the readable format and in the language ``example`` is posed in, or
+    None when it does not verify or does not reason."""
     reasoning, answer = extract_reasoning(completion), extract_answer(completion)
     if reasoning is None or not reasoning.strip() or answer is None or not verify(task, completion, example):
         return None
-    return readable(single_language(reasoning), summarise(example, answer), answer)
+    translation = TRANSLATIONS[example_language(example)]
+    return readable(single_language(reasoning, translation), summarise(example, answer), answer)
 
 
 @torch.no_grad()

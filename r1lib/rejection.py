@@ -15,7 +15,7 @@ import torch
 from .format import is_readable_format
 from .rewards import RewardFunc, tiny_language_consistency_reward
 from .rollout import render_prompts, rollout
-from .sft import SFTExample
+from .records import PromptCompletion
 from .tasks.base import Example, Task, verify
 
 
@@ -27,7 +27,7 @@ def rejection_sample(
     model, tokenizer, task: Task, prompts: Sequence[Example], samples_per_prompt: int, temperature: float,
     max_tokens: int, seed: int, filters: Sequence[str] = REJECTION_FILTERS,
     language_reward: RewardFunc = tiny_language_consistency_reward, batch_prompts: int = 64,
-) -> tuple[list[SFTExample], dict[str, int], int]:
+) -> tuple[list[PromptCompletion], dict[str, int], int]:
     """Sample ``samples_per_prompt`` answers per prompt and keep the first that passes every filter.
 
     Filters are any of :data:`REJECTION_FILTERS` (see :func:`rejection_checks`). Returns the kept
@@ -58,11 +58,11 @@ def rejection_sample(
                 if chosen is None and all(checks[name] for name in filters) and not out.is_truncated[r]:
                     chosen = out.texts[r]
             if chosen is not None:
-                kept.append(SFTExample(task.prompt(example), chosen))
+                kept.append(PromptCompletion(task.prompt(example), chosen))
     return kept, counts, tokens
 
 
-def interleave_sft(first: Sequence[SFTExample], second: Sequence[SFTExample], seed: int) -> list[SFTExample]:
+def interleave_sft(first: Sequence[PromptCompletion], second: Sequence[PromptCompletion], seed: int) -> list[PromptCompletion]:
     """Both lists shuffled together (seeded)."""
     mixed = list(first) + list(second)
     random.Random(seed).shuffle(mixed)
@@ -72,7 +72,7 @@ def interleave_sft(first: Sequence[SFTExample], second: Sequence[SFTExample], se
 def rejection_checks(text: str, length: int, example: Example, task: Task, max_tokens: int,
                      language_reward: RewardFunc = tiny_language_consistency_reward) -> dict[str, bool]:
     """Stage 3's filters for one reasoning sample: correct, readable format, one language, not overlong."""
-    language = language_reward([None], [text])[0]
+    language = language_reward([task.prompt(example)], [text])[0]  # the prompt names the target language
     return {
         "correct": verify(task, text, example),
         "readable": is_readable_format(text),

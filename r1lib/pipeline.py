@@ -2,9 +2,11 @@
 model and writes its own folder under one root::
 
     r1_zero/          GRPO from the base with accuracy + format rewards (R1-Zero)
-    cold_start_data/  R1-Zero's correct samples, rewritten to one language with a summary (jsonl)
+    cold_start_data/  R1-Zero's correct samples, rewritten into their prompt's language with a summary
+                      (jsonl); a few prompts are posed in the second language
     cold_start/       SFT from the base on that set
-    reasoning_rl/     stage 2: GRPO with accuracy + readable format + language consistency
+    reasoning_rl/     stage 2: GRPO with accuracy + readable format + language consistency, on
+                      prompts posed in two languages (the paper's condition for language mixing)
     reward_model/     a Bradley-Terry reward model for general prompts
     rejection_data/   stage 3's data: correct, readable, single-language, not overlong samples of
                       stage 2, mixed with general replies chosen by the reward model (jsonl)
@@ -53,7 +55,8 @@ from .rewards import (
 from .rollout import render_prompts, rollout
 from .sft import SFTExample, SFTTrainer, load_sft_jsonl, save_sft_jsonl
 from .tasks.base import Example, Task
-from .tasks.general import GeneralTask
+from .tasks.bilingual import BilingualTask, pose_in_languages
+from .tasks.general import VERDICTS, GeneralTask
 from .tasks.mixture import MixtureTask, interleave, tag
 from .tasks.registry import load_task
 
@@ -74,8 +77,11 @@ class ColdStartConfig:
     temperature: float = 1.0
     max_examples: int | None = None  # the whole set; the cold-start stage trains on its first ``size`` examples
     size: int | None = 500
+    second_language_share: float = 0.15  # prompts posed (and answered) in the second language: a few
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.second_language_share <= 1.0:
+            raise ValueError(f"second_language_share must be in [0, 1], got {self.second_language_share}")
         if self.source not in ("r1_zero", "reference"):
             raise ValueError(f"source must be 'r1_zero' or 'reference', got {self.source!r}")
         if self.num_prompts < 1 or self.samples_per_prompt < 1 or self.temperature <= 0:
@@ -126,9 +132,14 @@ class PipelineConfig:
     num_train_prompts: int = 4000
     num_eval_prompts: int = 256
     num_general_eval: int = 15
+    second_language_share: float = 0.5  # stages 2-4 and the evaluation: prompts posed in the second language
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.second_language_share <= 1.0:
+            raise ValueError(f"second_language_share must be in [0, 1], got {self.second_language_share}")
+        if self.second_language_share and self.language != "tiny":
+            raise ValueError("prompts in a second language exist only in the tiny world (language='tiny')")
         if self.rejection_sft_start not in START_POINTS:
             raise ValueError(f"rejection_sft_start must be one of {START_POINTS}, got {self.rejection_sft_start!r}")
         if self.language not in ("tiny", "script"):
@@ -137,6 +148,12 @@ class PipelineConfig:
     def language_reward(self) -> RewardFunc:
         """The language-consistency reward this pipeline uses."""
         return tiny_language_consistency_reward if self.language == "tiny" else make_script_consistency_reward()
+
+
+def variant(stage: str, start: str | None = None, without_lc: bool = False, seed: int | None = None) -> str:
+    """The folder name of a stage's variant: ``reasoning_rl_from_base_without_lc_seed1`` and the like."""
+    name = stage + (f"_from_{start}" if start else "") + ("_without_lc" if without_lc else "")
+    return name + (f"_seed{seed}" if seed is not None else "")
 
 
 READABLE_LENGTH = 96  # tokens: a 7-term chain's readable trace, summary and answer need about 80
@@ -201,7 +218,7 @@ def gpu_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, reasoning_task: str = 
 
     return PipelineConfig(
         r1_zero=shorter(grpo, 100),
-        cold_start=ColdStartConfig(source="reference", num_prompts=2000, size=1000),
+        cold_start=ColdStartConfig(source="reference", num_prompts=2000, size=1000, second_language_share=0.0),
         cold_start_sft=shorter(sft, 125),
         reasoning_rl=shorter(replace(grpo, reward_weights=[1.0, 0.5, 0.5]), 100),
         reward_model=RewardModelConfig(max_steps=200, per_device_train_batch_size=8, learning_rate=1e-5,
@@ -213,6 +230,7 @@ def gpu_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, reasoning_task: str = 
         num_train_prompts=2000,
         num_eval_prompts=100,
         language="script",
+        second_language_share=0.0,
     )
 
 
@@ -223,8 +241,13 @@ class Pipeline:
                  data_dir: str | None = None) -> None:
         self.base, self.config, self.root, self.progress = base, config, Path(root), progress
         data = load_task(config.reasoning_task, config.num_train_prompts, config.num_eval_prompts, config.seed, data_dir)
-        self.task: Task = data.task
-        self.train_examples, self.eval_examples = data.train, data.eval
+        # R1-Zero is notebook 03's run: first-language prompts only. The later stages see both languages.
+        self.zero_task: Task = data.task
+        self.zero_train, self.zero_eval = data.train, data.eval
+        share = config.second_language_share
+        self.task: Task = BilingualTask(data.task) if share else data.task
+        self.train_examples = pose_in_languages(data.train, share, config.seed) if share else data.train
+        self.eval_examples = pose_in_languages(data.eval, share, config.seed + 1) if share else data.eval
         self.general = GeneralTask()
         held = self.general.all_examples()[::4]
         self.general_eval = held[: config.num_general_eval]
@@ -296,7 +319,10 @@ class Pipeline:
         raise RuntimeError(f"stage {stage}'s trainer ended at step {step} of {max_steps} with outcome "
                            f"{trainer.outcome!r}; running the pipeline again resumes it")
 
-    def _train(self, stage: str, start: str, make_trainer: Callable[[Any, Any, Path], Any]) -> Path:
+    def train_stage(self, stage: str, start: str, make_trainer: Callable[[Any, Any, Path], Any]) -> Path:
+        """Train a stage (or a variant) from ``start``'s model with the trainer ``make_trainer(model,
+        tokenizer, folder)`` builds: skipped when done, resumed from its checkpoint when interrupted;
+        returns the folder of its final model."""
         if self.done(stage):
             self.log(stage, "skipped")
             return self.final(stage)
@@ -311,23 +337,24 @@ class Pipeline:
 
     def _grpo(self, stage: str, start: str, config: GRPOConfig, rewards: list[RewardFunc], task: Task,
               train: Sequence[Example], evaluation: Sequence[Example]) -> Path:
-        return self._train(stage, start, lambda model, tokenizer, out: GRPOTrainer(
+        return self.train_stage(stage, start, lambda model, tokenizer, out: GRPOTrainer(
             model, tokenizer, task, rewards, train, config, out, eval_examples=evaluation, progress=self.progress))
 
     def _sft(self, stage: str, start: str, config: SFTConfig, examples: list[SFTExample]) -> Path:
-        return self._train(stage, start, lambda model, tokenizer, out: SFTTrainer(
+        return self.train_stage(stage, start, lambda model, tokenizer, out: SFTTrainer(
             model, tokenizer, examples, config, out, eval_task=self.task, eval_examples=self.eval_examples,
             progress=self.progress))
 
     def r1_zero(self) -> Path:
         """R1-Zero: GRPO from the base, rewarded for a right answer and the think/answer format only."""
-        rewards = [make_accuracy_reward(self.task), format_reward]
-        return self._grpo("r1_zero", "base", self.config.r1_zero, rewards, self.task, self.train_examples,
-                          self.eval_examples)
+        rewards = [make_accuracy_reward(self.zero_task), format_reward]
+        return self._grpo("r1_zero", "base", self.config.r1_zero, rewards, self.zero_task, self.zero_train,
+                          self.zero_eval)
 
-    def reasoning_rewards(self) -> list[RewardFunc]:
-        """Stage 2's rewards: accuracy, the readable format, and language consistency."""
-        return [make_accuracy_reward(self.task), readable_format_reward, self.config.language_reward()]
+    def reasoning_rewards(self, language: bool = True) -> list[RewardFunc]:
+        """Stage 2's rewards: accuracy, the readable format, and (unless ``language=False``) language consistency."""
+        rewards = [make_accuracy_reward(self.task), readable_format_reward]
+        return rewards + [self.config.language_reward()] if language else rewards
 
     def adopt_r1_zero(self, model_dir: str | Path) -> Path:
         """Use an R1-Zero model trained elsewhere (notebook 03's run) as this pipeline's ``r1_zero`` stage."""
@@ -351,12 +378,19 @@ class Pipeline:
         stage = "cold_start" if size == self.config.cold_start.size else f"cold_start_n{len(chosen)}"
         return self._sft(stage, "base", self.config.cold_start_sft, chosen)
 
-    def reasoning_rl(self, start: str = "cold_start") -> Path:
+    def reasoning_rl(self, start: str = "cold_start", language_reward: bool = True, seed: int | None = None) -> Path:
         """Stage 2: reasoning RL with the language-consistency reward added, from the cold start
-        (or from another stage: a cold-start variant, or ``"base"`` for no cold start at all)."""
-        stage = "reasoning_rl" if start == "cold_start" else f"reasoning_rl_from_{start}"
-        return self._grpo(stage, start, self.config.reasoning_rl, self.reasoning_rewards(), self.task,
-                          self.train_examples, self.eval_examples)
+        (or from another stage: a cold-start variant, or ``"base"`` for no cold start at all).
+
+        ``language_reward=False`` is the ablation (accuracy and format only), and ``seed`` another
+        seed of the RL run (sampling and prompt order); each variant writes its own folder.
+        """
+        stage = variant("reasoning_rl", start=None if start == "cold_start" else start,
+                        without_lc=not language_reward, seed=None if seed == self.config.seed else seed)
+        config = self.config.reasoning_rl if seed is None else replace(self.config.reasoning_rl, seed=seed)
+        weights = config.reward_weights if language_reward or config.reward_weights is None else config.reward_weights[:2]
+        return self._grpo(stage, start, replace(config, reward_weights=weights), self.reasoning_rewards(language_reward),
+                          self.task, self.train_examples, self.eval_examples)
 
     def cold_start_sweep(self, sizes: Sequence[int | None] = (0, 50, 500, None)) -> list[dict[str, Any]]:
         """For each cold-start size: SFT from the base on that many examples (none for 0), then stage 2.
@@ -401,14 +435,17 @@ class Pipeline:
             self._scorer = scorer
         return self._scorer
 
-    def rejection_sft(self, start: str | None = None) -> Path:
-        """Stage 3: SFT on the rejection-sampled mix, from the base (the paper) or from stage 2."""
+    def rejection_sft(self, start: str | None = None, seed: int | None = None) -> Path:
+        """Stage 3: SFT on the rejection-sampled mix, from the base (the paper) or from stage 2;
+        ``seed`` another seed of the SFT run (data order), in its own folder."""
         start = start or self.config.rejection_sft_start
         if start not in START_POINTS:
             raise ValueError(f"start must be one of {START_POINTS}, got {start!r}")
         # The configured start writes rejection_sft/; the alternative its own variant folder.
-        stage = "rejection_sft" if start == self.config.rejection_sft_start else f"rejection_sft_from_{start}"
-        return self._sft(stage, start, self.config.rejection_sft, self.rejection_data())
+        stage = variant("rejection_sft", start=None if start == self.config.rejection_sft_start else start,
+                        seed=None if seed == self.config.seed else seed)
+        config = self.config.rejection_sft if seed is None else replace(self.config.rejection_sft, seed=seed)
+        return self._sft(stage, start, config, self.rejection_data())
 
     def all_scenarios_rl(self) -> Path:
         """Stage 4: one RL run over reasoning and general prompts; every reward abstains off its kind."""
@@ -437,7 +474,10 @@ class Pipeline:
             self.log(stage, "skipped")
             return load_sft_jsonl(path)
         self.log(stage, "started")
-        prompts = self.train_examples[: cfg.num_prompts]
+        # A few prompts in the second language: annotators wrote R1's cold start, mostly in one language.
+        prompts = self.zero_train[: cfg.num_prompts]
+        if self.task is not self.zero_task:
+            prompts = pose_in_languages(prompts, cfg.second_language_share, self.config.seed + 5)
         if cfg.source == "reference":
             examples = reference_cold_start(self.task, prompts)[: cfg.max_examples]
         else:
@@ -514,13 +554,21 @@ class Pipeline:
 
 # ---------------------------------------------------------------------- the stage-by-stage table
 
-TABLE_COLUMNS = ("pass@1", "cons@k", "language_consistency", "readable_rate", "general_score", "mean_length")
+TABLE_COLUMNS = ("pass@1", "cons@k", "language_consistency", "readable_rate", "gold_general", "rm_score", "mean_length")
 
 
-def language_consistency(result: EvalResult, reward: RewardFunc = tiny_language_consistency_reward) -> float:
-    """Mean language-consistency score over the samples that have language words (1.0 = one language)."""
-    flat = [c for row in result.completions for c in row]
-    scores = [s for s in reward([None] * len(flat), flat) if s is not None]
+def language_consistency(result: EvalResult, reward: RewardFunc = tiny_language_consistency_reward,
+                         task: Task | None = None, examples: Sequence[Example] | None = None) -> float:
+    """Mean language-consistency score over the samples that have language words (1.0 = one language).
+
+    With ``task`` and ``examples`` (those ``result`` evaluated) each sample is judged against its own
+    prompt's language; without, against the first language.
+    """
+    if (task is None) != (examples is None):
+        raise ValueError("give both task and examples, or neither")
+    rows = result.completions
+    prompts = [task.prompt(e) for e, row in zip(examples, rows) for _ in row] if task else [None] * sum(map(len, rows))
+    scores = [s for s in reward(prompts, [c for row in rows for c in row]) if s is not None]
     return sum(scores) / len(scores) if scores else 1.0
 
 
@@ -531,30 +579,59 @@ def readable_rate(result: EvalResult) -> float:
 
 
 @torch.no_grad()
-def general_score(model, tokenizer, scorer: RewardModel, requests: Sequence[Example], k: int = 4, seed: int = 0,
-                  max_new_tokens: int = 48) -> float:
-    """Mean reward-model score of ``k`` sampled replies to each general request."""
+def general_quality(model, tokenizer, requests: Sequence[Example], k: int = 16, seed: int = 0,
+                    scorer: RewardModel | None = None, max_new_tokens: int = 48) -> dict[str, float]:
+    """How good ``k`` sampled replies to each general request are, by the gold judge and by a reward model.
+
+    ``gold_general`` is the share the rule of :meth:`GeneralTask.judge` accepts (exactly a preferred
+    form), with its standard error over requests; ``general/<verdict>`` the share of each verdict;
+    ``rm_score`` (with ``scorer``) the reward model's mean score, a second opinion that stage 4
+    optimises and therefore cannot judge it.
+    """
     general = GeneralTask()
     prompts = [general.prompt(e) for e in requests]
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), k, max_new_tokens, 1.0, generator=generator)
-    scores = scorer.score([p for p in prompts for _ in range(k)], out.texts)
-    return sum(scores) / len(scores)
+    verdicts = [general.judge(text, requests[i // k]) for i, text in enumerate(out.texts)]
+    per_request = [sum(v == "acceptable" for v in verdicts[i * k : (i + 1) * k]) / k for i in range(len(requests))]
+    quality = {"gold_general": sum(per_request) / len(per_request), "gold_general_stderr": _stderr(per_request)}
+    quality.update({f"general/{v}": verdicts.count(v) / len(verdicts) for v in VERDICTS})
+    if scorer is not None:
+        scores = scorer.score([p for p in prompts for _ in range(k)], out.texts)
+        quality["rm_score"] = sum(scores) / len(scores)
+    return quality
+
+
+def _stderr(values: Sequence[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
 def evaluate_stage(model, tokenizer, pipeline: Pipeline, k: int = 4, seed: int = 7,
-                   max_new_tokens: int = READABLE_LENGTH) -> dict[str, float]:
-    """One row of the stage-by-stage table for ``model``."""
+                   max_new_tokens: int = READABLE_LENGTH, general_k: int = 16) -> dict[str, float]:
+    """One row of the stage-by-stage table for ``model``: reasoning on the held-out problems (both
+    languages), general replies on the held-out requests (gold judge and reward model)."""
     result = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=k, max_new_tokens=max_new_tokens, seed=seed)
     return {
         "pass@1": result.pass_at_1,
         "pass@1_stderr": result.pass_at_1_stderr,
         "cons@k": result.cons_at_k(pipeline.task, pipeline.eval_examples),
-        "language_consistency": language_consistency(result, pipeline.config.language_reward()),
+        "language_consistency": language_consistency(result, pipeline.config.language_reward(), pipeline.task,
+                                                     pipeline.eval_examples),
         "readable_rate": readable_rate(result),
-        "general_score": general_score(model, tokenizer, pipeline.scorer(), pipeline.general_eval, seed=seed),
+        **general_quality(model, tokenizer, pipeline.general_eval, k=general_k, seed=seed, scorer=pipeline.scorer()),
         "mean_length": result.mean_length,
     }
+
+
+def relative_gains(table: dict[str, dict[str, float]], final: str, reference: str,
+                   columns: Sequence[str] = TABLE_COLUMNS) -> dict[str, float]:
+    """Each column's change from row ``reference`` to row ``final``, relative to the reference (0.25 = +25%)."""
+    return {c: (table[final][c] - table[reference][c]) / abs(table[reference][c]) if table[reference][c] else math.nan
+            for c in columns}
 
 
 def main(argv: list[str] | None = None) -> None:

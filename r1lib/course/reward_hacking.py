@@ -1,0 +1,140 @@
+"""Notebook 06's reward-hacking study: stage 4's general prompts against the reward model, judged by gold.
+
+DeepSeek-R1 scored reasoning by rules and general prompts by reward models, and warned that "pure RL
+faces reward-hacking challenges". The tiny world can show it, because its general task has a gold
+judge that no model is trained on (:meth:`r1lib.tasks.general.GeneralTask.judge`). Each *arm* is a
+GRPO run from the stage-3 model on general requests only, rewarded by the reward model alone, at a
+learning rate high enough that the policy finds what the reward model cannot see:
+
+* ``reward model alone``: many steps, no KL; the reward-model score keeps rising while gold falls;
+* ``final steps only``: the paper's containment, the preference reward for the last 400 of 1,700
+  steps of the final RL stage (the same share of this run's steps);
+* ``KL to stage 3``: all the steps, held near the stage-3 model by a strong KL penalty.
+
+A :class:`GoldProbe` measures gold and the reward model's score every few steps, so each arm leaves a
+curve; :func:`top_hacks` lists the replies the reward model likes most that the gold judge rejects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..configs import GRPOConfig
+from ..grpo import GRPOTrainer
+from ..pipeline import Pipeline, general_quality
+from ..reward_model import RewardModel
+from ..rollout import render_prompts, rollout
+from ..tasks.base import Example
+from ..tasks.general import GeneralTask
+from ..trainer import Record, Trainer, TrainerCallback
+
+PAPER_PREFERENCE_SHARE = 400 / 1700  # the final RL stage's steps with preference rewards, of all its steps
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One way to run stage 4's general RL: its folder suffix, KL coefficient and share of the steps."""
+
+    name: str
+    label: str
+    beta: float = 0.0
+    step_share: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.beta < 0 or not 0 < self.step_share <= 1:
+            raise ValueError(f"need beta >= 0 and 0 < step_share <= 1, got {self.beta}, {self.step_share}")
+
+
+ARMS = (
+    Arm("rm_alone", "reward model alone"),
+    Arm("final_steps", "final steps only (the paper)", step_share=PAPER_PREFERENCE_SHARE),
+    Arm("kl", "KL to stage 3 (beta 1)", beta=1.0),
+)
+
+
+class GoldProbe(TrainerCallback):
+    """Every ``every`` steps, measure gold quality and the reward model's score of the policy's replies
+    on held-out requests, and append them to ``path`` (jsonl; a resumed run drops points past its step)."""
+
+    def __init__(self, path: Path, requests: Sequence[Example], scorer: RewardModel, every: int, k: int,
+                 seed: int = 11) -> None:
+        self.path, self.requests, self.scorer, self.every, self.k, self.seed = path, list(requests), scorer, every, k, seed
+
+    def on_train_begin(self, trainer: Trainer) -> None:
+        kept = [r for r in read_curve(self.path) if r["step"] <= trainer.state.step]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        if trainer.state.step == 0:
+            self._measure(trainer, 0)
+
+    def on_log(self, trainer: Trainer, record: Record) -> None:
+        step = record["step"]
+        if step % self.every == 0 or step == trainer.config.max_steps:
+            if not any(r["step"] == step for r in read_curve(self.path)):
+                self._measure(trainer, step)
+
+    def _measure(self, trainer: Trainer, step: int) -> None:
+        was_training = trainer.model.training
+        trainer.model.eval()
+        quality = general_quality(trainer.model, trainer.tokenizer, self.requests, k=self.k, seed=self.seed,
+                                  scorer=self.scorer)
+        trainer.model.train(was_training)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps({"step": step, **quality}) + "\n")
+
+
+def read_curve(path: Path) -> list[dict[str, Any]]:
+    """The points a :class:`GoldProbe` wrote, oldest first (none when the file is missing)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def arm_config(pipeline: Pipeline, arm: Arm, steps: int, learning_rate: float) -> GRPOConfig:
+    """The GRPO settings of ``arm``: stage 4's, with a constant ``learning_rate``, the arm's KL and steps."""
+    arm_steps = max(1, round(steps * arm.step_share))
+    return replace(pipeline.config.all_scenarios_rl, max_steps=arm_steps, beta=arm.beta, learning_rate=learning_rate,
+                   lr_scheduler_type="constant", warmup_ratio=0.0, warmup_steps=0, reward_weights=None,
+                   max_completion_length=48, save_steps=max(1, arm_steps // 2), eval_steps=arm_steps)
+
+
+def run_arm(pipeline: Pipeline, arm: Arm, steps: int = 100, learning_rate: float = 5e-4, probe_every: int = 10,
+            probe_k: int = 8) -> Path:
+    """Train ``arm`` from the stage-3 model (skipped when done, resumed when interrupted); its folder is
+    ``all_scenarios_rl_<arm.name>`` under the pipeline, with the probe's ``gold_curve.jsonl``."""
+    stage = f"all_scenarios_rl_{arm.name}"
+    config = arm_config(pipeline, arm, steps, learning_rate)
+    scorer = pipeline.scorer()
+    probe = GoldProbe(pipeline.folder(stage) / "gold_curve.jsonl", pipeline.general_eval, scorer, probe_every, probe_k)
+    return pipeline.train_stage(stage, "rejection_sft", lambda model, tokenizer, out: GRPOTrainer(
+        model, tokenizer, pipeline.general, [scorer.as_reward_func("reward_model")], pipeline.general_train, config,
+        out, progress=pipeline.progress, callbacks=[probe]))
+
+
+def run_study(pipeline: Pipeline, arms: Sequence[Arm] = ARMS, **settings: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every arm (see :func:`run_arm` for ``settings``); returns each arm's gold curve by name."""
+    return {arm.name: read_curve(run_arm(pipeline, arm, **settings).parent / "gold_curve.jsonl") for arm in arms}
+
+
+@torch.no_grad()
+def top_hacks(model, tokenizer, scorer: RewardModel, requests: Sequence[Example], k: int = 16, seed: int = 12,
+              count: int = 8) -> list[dict[str, Any]]:
+    """The ``count`` distinct replies the reward model scores highest among those the gold judge rejects:
+    request, reply, score and verdict, best score first."""
+    general = GeneralTask()
+    prompts = [general.prompt(e) for e in requests]
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+    out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), k, 48, 1.0, generator=generator)
+    scores = scorer.score([p for p in prompts for _ in range(k)], out.texts)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for i, (text, score) in enumerate(zip(out.texts, scores)):
+        request = requests[i // k]
+        verdict = general.judge(text, request)
+        if verdict != "acceptable":
+            found[(request.question, text)] = {"request": request.question, "reply": text, "score": score,
+                                               "verdict": verdict}
+    return sorted(found.values(), key=lambda hack: -hack["score"])[:count]

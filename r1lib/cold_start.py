@@ -20,11 +20,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-import torch
-
 from .records import PromptCompletion
 from .format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN, extract_answer, extract_reasoning
-from .rollout import render_prompts, rollout
+from .rejection import sample_groups
 from .tasks.base import Example, Task, verify
 from .tasks.bilingual import FIRST_LANGUAGE, SECOND_LANGUAGE, example_language
 
@@ -65,7 +63,6 @@ def rewrite_readable(
     return readable(single_language(reasoning, translation), summarise(example, answer), answer)
 
 
-@torch.no_grad()
 def build_cold_start(
     model, tokenizer, task: Task, examples: Sequence[Example], samples_per_prompt: int = 4, temperature: float = 1.0,
     max_new_tokens: int = 64, seed: int = 0, max_examples: int | None = None, batch_prompts: int = 64,
@@ -76,20 +73,16 @@ def build_cold_start(
     Stops once ``max_examples`` are collected (None: all that pass). The result is deterministic for
     a given ``seed``.
     """
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     collected: list[PromptCompletion] = []
-    for start in range(0, len(examples), batch_prompts):
-        chunk = list(examples[start : start + batch_prompts])
-        prompts = render_prompts(tokenizer, [task.prompt(e) for e in chunk])
-        out = rollout(model, tokenizer, prompts, samples_per_prompt, max_new_tokens, temperature, generator=generator)
-        for i, example in enumerate(chunk):
-            for text in out.texts[i * samples_per_prompt : (i + 1) * samples_per_prompt]:
-                rewritten = rewrite_readable(text, example, task, summarise)
-                if rewritten is not None:
-                    collected.append(PromptCompletion(task.prompt(example), rewritten))
-                    break
-            if max_examples is not None and len(collected) >= max_examples:
-                return collected
+    groups = sample_groups(model, tokenizer, [task.prompt(e) for e in examples], samples_per_prompt, max_new_tokens,
+                           temperature, seed, batch_prompts)
+    for example, group in zip(examples, groups):
+        rewritten = (rewrite_readable(text, example, task, summarise) for text in group.texts)
+        first = next((r for r in rewritten if r is not None), None)
+        if first is not None:
+            collected.append(PromptCompletion(group.prompt, first))
+        if max_examples is not None and len(collected) >= max_examples:
+            break  # the batches after this one are never sampled
     return collected
 
 

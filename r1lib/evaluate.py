@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm.auto import tqdm
 
 from .format import extract_answer, extract_reasoning, uses_reasoning
 from .rewards import TINY_FOREIGN_WORDS, words
-from .rollout import render_prompts, rollout
+from .rejection import sample_groups
 from .tasks.base import Example, Task, verify
 
 # The ten reflection words tracked in the Nature version of the R1 paper.
@@ -198,22 +197,16 @@ def evaluate(
     ``prefill`` is appended to every prompt and prepended to every completion before scoring, e.g.
     ``"<think>"`` to force reasoning or ``"<answer>"`` to force a direct answer.
     """
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    prompts_per_batch = max(1, batch_size // k)
     result = EvalResult([], [], [], [])
-    chunks = range(0, len(examples), prompts_per_batch)
-    for start in tqdm(chunks, desc="evaluate", disable=not progress, leave=False):
-        chunk = examples[start : start + prompts_per_batch]
-        prompts = render_prompts(tokenizer, [task.prompt(e) for e in chunk], prefill=prefill)
-        out = rollout(model, tokenizer, prompts, k, max_new_tokens, temperature, generator=generator)
-        lengths = out.completion_lengths.tolist()
-        for i, example in enumerate(chunk):
-            rows = range(i * k, (i + 1) * k)
-            texts = [prefill + out.texts[r] for r in rows]
-            result.completions.append(texts)
-            result.correct.append([verify(task, t, example) for t in texts])
-            result.lengths.append([lengths[r] for r in rows])
-            result.truncated.append([bool(out.is_truncated[r]) for r in rows])
+    groups = sample_groups(model, tokenizer, [task.prompt(e) for e in examples], k, max_new_tokens, temperature, seed,
+                           batch_prompts=max(1, batch_size // k), prefill=prefill)
+    for example, group in tqdm(zip(examples, groups), total=len(examples), desc="evaluate", disable=not progress,
+                               leave=False):
+        texts = [prefill + text for text in group.texts]
+        result.completions.append(texts)
+        result.correct.append([verify(task, t, example) for t in texts])
+        result.lengths.append(group.lengths)
+        result.truncated.append(group.truncated)
     return result
 
 

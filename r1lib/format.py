@@ -1,4 +1,5 @@
-"""The R1 output format: ``<think> reasoning </think> <answer> answer </answer>``.
+"""The R1 output format: ``<think> reasoning </think> <answer> answer </answer>``, and the shapes a
+prompt and a completion come in (chat messages, or text).
 
 All parsing here uses plain string search, never regular expressions with backtracking and never
 ``eval``: it is applied to arbitrary model output and must stay linear in the length of the text.
@@ -7,10 +8,22 @@ All parsing here uses plain string search, never regular expressions with backtr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
 TAGS = (THINK_OPEN, THINK_CLOSE, ANSWER_OPEN, ANSWER_CLOSE)
+
+Messages = list[dict[str, str]]  # a chat: {"role": ..., "content": ...} per message
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a completion, whether it is a string or a TRL conversational list of messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    return str(completion)
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
 from .configs import DistillConfig, GRPOConfig, SFTConfig
-from .hardware import DeviceInfo, device_info, mixed_precision
+from .estimates import DeviceInfo, device_info, mixed_precision
 from .models import LoraSettings, ModelSpec
 
 ENV_VAR = "R1LIB_PROFILE"
@@ -39,6 +40,7 @@ def data_dir() -> Path:
 DATA_DIR = data_dir()
 TINY_BASE = DATA_DIR / "tiny-base"
 TINY_TASKS = ("chain", "search", "general")
+C = TypeVar("C", bound=SFTConfig)  # SFT's config or one built on it (distillation's)
 
 
 @dataclass(frozen=True)
@@ -85,19 +87,21 @@ def _tiny_grpo(**overrides) -> GRPOConfig:
 
 
 def _tiny_sft(**overrides) -> SFTConfig:
-    settings = dict(per_device_train_batch_size=8, gradient_accumulation_steps=4, learning_rate=5e-4,
-                    lr_scheduler_type="cosine", warmup_ratio=0.1, max_steps=150, eval_steps=50, save_steps=50,
-                    max_new_tokens=64)
-    settings.update(overrides)
-    return SFTConfig(**settings)
+    return _tiny_causal_lm(SFTConfig, learning_rate=5e-4, max_steps=150, overrides=overrides)
 
 
 def _tiny_distill(**overrides) -> DistillConfig:
-    settings = dict(per_device_train_batch_size=8, gradient_accumulation_steps=4, learning_rate=1e-3,
-                    lr_scheduler_type="cosine", warmup_ratio=0.1, max_steps=200, eval_steps=50, save_steps=50,
+    return _tiny_causal_lm(DistillConfig, learning_rate=1e-3, max_steps=200, overrides=overrides)
+
+
+def _tiny_causal_lm(config: type[C], learning_rate: float, max_steps: int, overrides: dict[str, Any]) -> C:
+    # SFT and distillation both train the tiny LM on (prompt, completion) rows: they share the batch,
+    # the schedule and the lengths, and differ in the learning rate and the length of the run.
+    settings = dict(per_device_train_batch_size=8, gradient_accumulation_steps=4, learning_rate=learning_rate,
+                    lr_scheduler_type="cosine", warmup_ratio=0.1, max_steps=max_steps, eval_steps=50, save_steps=50,
                     max_new_tokens=64)
     settings.update(overrides)
-    return DistillConfig(**settings)
+    return config(**settings)
 
 
 def gpu_precision(info: DeviceInfo | None = None) -> tuple[str, dict[str, bool]]:

@@ -5,7 +5,8 @@ shape of data, a prompt (chat messages) and the assistant's reply, and this modu
 implementation:
 
 * :class:`PromptCompletion`, read from and written to jsonl in TRL's dataset shapes
-  (:func:`load_jsonl`, :func:`save_jsonl`; a bad line is an error naming its number):
+  (:func:`load_jsonl`, :func:`save_jsonl`; a bad line is an error naming its number, as in every
+  jsonl file read through :func:`jsonl_records`):
 
   - conversational: ``{"messages": [{"role": "user", ...}, ..., {"role": "assistant", ...}]}``, the
     last assistant message being the completion;
@@ -22,7 +23,7 @@ implementation:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,7 @@ from typing import Any
 import torch
 
 from .checkpoint import atomic_write_text
-from .rewards import completion_text
-from .tasks.base import Messages
+from .format import Messages, completion_text
 
 Encoded = tuple[list[int], int]  # token ids of prompt + completion + EOS, and how many are the prompt's
 
@@ -81,12 +81,10 @@ def example_from_record(record: Any, where: str = "record") -> PromptCompletion:
     raise ValueError(f"{where}: expected 'messages', or 'prompt' and 'completion'; got fields {sorted(record)}")
 
 
-def load_jsonl(path: str | Path) -> list[PromptCompletion]:
-    """Examples from a jsonl file in TRL's shapes; a bad line is an error naming its number."""
+def jsonl_records(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """Each record of a jsonl file with where it stands (``path:line``, for the caller's own errors),
+    blank lines skipped; a line that is not JSON is an error naming its number."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no prompt-completion data at {path}")
-    examples = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -95,7 +93,15 @@ def load_jsonl(path: str | Path) -> list[PromptCompletion]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
-        examples.append(example_from_record(record, where))
+        yield where, record
+
+
+def load_jsonl(path: str | Path) -> list[PromptCompletion]:
+    """Examples from a jsonl file in TRL's shapes; a bad line is an error naming its number."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no prompt-completion data at {path}")
+    examples = [example_from_record(record, where) for where, record in jsonl_records(path)]
     if not examples:
         raise ValueError(f"{path} holds no examples")
     return examples

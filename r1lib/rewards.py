@@ -13,20 +13,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .format import TAGS, extract_answer, extract_reasoning, is_readable_format, is_strict_format
+from .format import TAGS, completion_text, extract_answer, extract_reasoning, is_readable_format, is_strict_format
 from .tasks.base import Example, Task, verify
 from .tasks.bilingual import FIRST_LANGUAGE, SECOND_LANGUAGE, prompt_language
 
 RewardFunc = Callable[..., list[float | None]]
-
-
-def completion_text(completion: Any) -> str:
-    """The text of a completion, whether it is a string or a TRL conversational list of messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
-        return str(completion[-1].get("content", ""))
-    return str(completion)
 
 
 def never_raises(func: RewardFunc) -> RewardFunc:

@@ -35,8 +35,8 @@ from .records import (
     pack,
     save_jsonl,
 )
+from .estimates import StepShape
 from .evaluate import evaluate as evaluate_policy
-from .hardware import StepShape
 from .stream import ExampleStream
 from .tasks.base import Example, Task
 from .trainer import TrainerCallback

@@ -61,7 +61,7 @@ from .checkpoint import (
     set_rng_state,
 )
 from .configs import RESUMABLE_CHANGES, TrainingConfig
-from .hardware import (
+from .estimates import (
     GIB, DeviceInfo, MemoryEstimate, ModelShape, StepShape, check_fits, device_info, estimate_memory,
     estimate_step_seconds, format_bytes,
 )

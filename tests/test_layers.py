@@ -33,7 +33,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "stream",           # seeded, checkpointable streams of training items
         "configs",          # every training configuration, and nothing else
         "profiles",         # named presets of configs (cpu, smoke, gpu): choosing one never loads a trainer
-        "hardware",         # what the device can do, memory and time estimates
+        "estimates",        # memory and time estimates, and what the device can do
         "models",           # loading a causal LM and its tokenizer, LoRA
         "decoder",          # the lean KV-cached decoder under the rollout
         "logprobs",         # per-token log-probabilities and entropies in chunks
@@ -88,12 +88,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
 }
 
 # (importer, imported) -> why it is tolerated for now. Each one goes when it is fixed.
-KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {
-    ("r1lib.records", "r1lib.rewards"):
-        "completion_text (a completion's text, string or messages) lives in rewards; it belongs in format",
-    ("r1lib.records", "r1lib.tasks.base"):
-        "the Messages type (a chat prompt) is defined in tasks.base; it belongs in a base module such as format",
-}
+KNOWN_UPWARD_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 # ---------------------------------------------------------------------------- reading the source

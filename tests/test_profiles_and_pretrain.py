@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from r1lib import profiles
-from r1lib.hardware import GIB, DeviceInfo
+from r1lib.estimates import GIB, DeviceInfo
 from r1lib.models import load_model_and_tokenizer
 from r1lib.profiles import get_profile, gpu_precision, runs_dir, with_overrides
 from r1lib.tasks.registry import TaskData, load_task, register_task, task_names

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from r1lib.configs import SFTConfig
-from r1lib.records import PromptCompletion, collate, encode, length_buckets, load_jsonl, prompt_ids, save_jsonl
+from r1lib.records import (
+    PromptCompletion, collate, encode, jsonl_records, length_buckets, load_jsonl, prompt_ids, save_jsonl,
+)
 from r1lib.sft import SFTExample, SFTTrainer
 
 PAD = 0
@@ -77,6 +79,17 @@ def test_jsonl_round_trip_and_errors_name_the_line(tmp_path):
     path.write_text('{"prompt": "1+1", "completion": "2"}\n[1, 2]\n')
     with pytest.raises(ValueError, match=r"data.jsonl:2: a prompt-completion record is a JSON object, got list"):
         load_jsonl(path)
+
+
+def test_jsonl_records_say_where_each_record_stands(tmp_path):
+    path = tmp_path / "any.jsonl"
+    path.write_text('{"a": 1}\n\n[2]\n')
+    assert list(jsonl_records(path)) == [(f"{path}:1", {"a": 1}), (f"{path}:3", [2])]  # blank lines are skipped
+    path.write_text('{"a": 1}\n{"a": \n')
+    records = jsonl_records(str(path))
+    assert next(records) == (f"{path}:1", {"a": 1})
+    with pytest.raises(ValueError, match=r"any.jsonl:2: invalid JSON"):
+        next(records)
 
 
 def test_sft_micro_batches_hold_per_device_train_batch_size_rows(random_model, tiny_tokenizer):

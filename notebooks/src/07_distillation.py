@@ -209,7 +209,7 @@ print("a sample:", repr(tokenizer.decode(sample[0][sample[1]:])))
 # On a free T4, the same `EqualComputeComparison` runs with a Qwen2.5-1.5B teacher and a Qwen2.5-0.5B student (one tokenizer family, one vocabulary) on GSM8K: `top_k=64` makes the target the teacher's 64 most likely tokens per position (renormalised), scored against the student's whole distribution, so the student's mass on any of the other 151,872 tokens still counts against it. It changes the target, not the memory: the teacher's full logits are still computed. Notebook 08's memory estimate for these settings:
 
 # %%
-from r1lib.hardware import KNOWN_SHAPES, estimate_memory, format_bytes
+from r1lib.estimates import KNOWN_SHAPES, estimate_memory, format_bytes
 
 half = dict(prompt_length=256, completion_length=384, weight_bytes=2, activation_bytes=2)  # fp16 on a T4
 teacher_memory = estimate_memory(KNOWN_SHAPES["Qwen/Qwen2.5-1.5B"], batch=4, training=False, **half)

@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from r1lib.grpo import GRPOTrainer
-from r1lib.hardware import GIB, KNOWN_SHAPES, DeviceInfo, check_fits, estimate_memory, estimate_step_seconds, format_bytes
+from r1lib.estimates import GIB, KNOWN_SHAPES, DeviceInfo, check_fits, estimate_memory, estimate_step_seconds, format_bytes
 from r1lib.models import ModelSpec, load_model_and_tokenizer
 from r1lib.plots import series
 from r1lib.profiles import TINY_BASE, describe, get_profile, runs_dir
@@ -36,7 +36,7 @@ print(describe(profile))
 # %% [markdown]
 # ## 1. Memory before the run
 #
-# A GRPO step holds the weights, the trainable parameters' gradients and AdamW's two moments, the activations saved for the backward pass, and the logits of every completion token over the whole vocabulary (151,936 entries for Qwen2.5). `r1lib.hardware.estimate_memory` adds these up from the model's shape. Its per-token activation constants were fitted to the peak memory of real steps measured on the CPU over 16 Qwen2 shapes (`tests/helpers/peak_memory.py`; the test suite checks the estimate within 20% on the tiny base and on a random Qwen2 with a 32k vocabulary). In half precision on a GPU the same formula with 2-byte activations is an estimate, not a measurement.
+# A GRPO step holds the weights, the trainable parameters' gradients and AdamW's two moments, the activations saved for the backward pass, and the logits of every completion token over the whole vocabulary (151,936 entries for Qwen2.5). `r1lib.estimates.estimate_memory` adds these up from the model's shape. Its per-token activation constants were fitted to the peak memory of real steps measured on the CPU over 16 Qwen2 shapes (`tests/helpers/peak_memory.py`; the test suite checks the estimate within 20% on the tiny base and on a random Qwen2 with a 32k vocabulary). In half precision on a GPU the same formula with 2-byte activations is an estimate, not a measurement.
 #
 # Every r1lib trainer calls it before its first step; on a GPU it prints the estimate and the expected time per step, and stops with a `MemoryError` naming the setting to lower when the run cannot fit. Here is the gpu profile's step on a Colab T4 (15 GiB, fp16), next to variants that do not fit:
 

@@ -26,7 +26,7 @@ import torch
 
 from ..causal_lm import LogitsOf, TokenLoss
 from ..configs import DistillConfig
-from ..hardware import StepShape
+from ..estimates import StepShape
 from ..rollout import render_prompts, rollout
 from ..records import Encoded
 from ..sft import SFTExample, SFTTrainer

@@ -21,9 +21,9 @@ import torch
 
 from ..configs import GRPOConfig
 from ..records import length_buckets
+from ..estimates import StepShape
 from ..evaluate import behaviour_rates
 from ..evaluate import evaluate as evaluate_policy
-from ..hardware import StepShape
 from ..logprobs import completion_logps
 from ..rewards import RewardFunc
 from ..rollout import Rollout, render_prompts, rollout

@@ -7,9 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from ..format import extract_answer
-
-Messages = list[dict[str, str]]
+from ..format import Messages, extract_answer
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ a local ``path``.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,18 +107,10 @@ def _to_example(record: object, where: str) -> Example:
 def read_gsm8k_jsonl(path: str | Path) -> list[Example]:
     """Examples from a local jsonl file in the hub's format; a bad line is an error naming its line number,
     a file without any record an error naming the file."""
+    from ..records import jsonl_records  # imported here: records loads torch, and a task should load without it
+
     path = _existing(path)
-    examples = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{where}: invalid JSON ({error.msg} at column {error.colno})") from None
-        examples.append(_to_example(record, where))
-    return _not_empty(examples, path)
+    return _not_empty([_to_example(record, where) for where, record in jsonl_records(path)], path)
 
 
 def read_gsm8k_parquet(path: str | Path) -> list[Example]:

@@ -1,4 +1,5 @@
-"""What the device can do, decided once: precision, attention kernel, and how much memory a run needs.
+"""Estimates of what a run needs (memory, time per step) before it starts, and the device facts they
+rest on, decided once: precision and attention kernel.
 
 Colab's free T4 is the course's GPU, and it has traps:
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from r1lib.hardware import (
+from r1lib.estimates import (
     GIB, KNOWN_SHAPES, DeviceInfo, ModelShape, attention_implementation, check_fits, estimate_memory,
     estimate_step_seconds, mixed_precision,
 )

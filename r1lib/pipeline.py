@@ -41,7 +41,9 @@ from .evaluate import EvalResult, evaluate
 from .format import is_readable_format
 from .grpo import GRPOTrainer
 from .models import ModelSpec, load_model_and_tokenizer
-from .rejection import REJECTION_FILTERS, interleave_sft, rejection_checks, rejection_sample  # noqa: F401 (re-exported)
+from .rejection import (  # noqa: F401 (rejection_checks, REJECTION_FILTERS re-exported)
+    REJECTION_FILTERS, interleave_sft, rejection_checks, rejection_sample, sample_batches, sample_groups,
+)
 from .reward_model import RewardModel, RewardModelTrainer, reward_model_from
 from .rewards import (
     RewardFunc,
@@ -52,7 +54,6 @@ from .rewards import (
     readable_format_reward,
     tiny_language_consistency_reward,
 )
-from .rollout import render_prompts, rollout
 from .sft import SFTExample, SFTTrainer, load_sft_jsonl, save_sft_jsonl
 from .tasks.base import Example, Task
 from .tasks.bilingual import BilingualTask, pose_in_languages
@@ -182,12 +183,12 @@ def tiny_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, scale: float = 1.0) -
         r1_zero=grpo_for(grpo.max_steps),
         cold_start=ColdStartConfig(num_prompts=steps(1024), size=steps(500)),
         cold_start_sft=sft_for(100),
-        reasoning_rl=replace(grpo_for(60, reward_weights=[1.0, 0.5, 0.5], max_completion_length=READABLE_LENGTH),
-                             eval_steps=max(1, steps(60) // 6)),  # a curve, for the cold-start sweep
+        reasoning_rl=replace(grpo_for(40, reward_weights=[1.0, 0.5, 0.5], max_completion_length=READABLE_LENGTH),
+                             eval_steps=max(1, steps(40) // 5)),  # a curve, for the cold-start sweep
         reward_model=RewardModelConfig(max_steps=steps(200), per_device_train_batch_size=16, learning_rate=1e-3,
                                        save_steps=steps(200), eval_steps=steps(200)),
         rejection=RejectionSamplingConfig(num_prompts=steps(1024), max_tokens=READABLE_LENGTH),
-        rejection_sft=sft_for(150),
+        rejection_sft=sft_for(100),
         all_scenarios_rl=grpo_for(50, reward_weights=[1.0, 0.5, 0.5, 0.5], max_completion_length=READABLE_LENGTH,
                                   learning_rate=grpo.learning_rate / 2),
         num_eval_prompts=256 if scale >= 1 else 64,
@@ -520,23 +521,18 @@ class Pipeline:
         return kept, counts
 
     def _best_general(self, model, tokenizer, cfg: RejectionSamplingConfig, wanted: int) -> list[SFTExample]:
-        scorer = self.scorer()
-        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(self.config.seed + 4)
+        scorer, n = self.scorer(), cfg.general_samples_per_prompt
         requests = self.general_train[: min(len(self.general_train), 2 * wanted + 8)]  # some fail the score threshold
         chosen = []
-        for start in range(0, len(requests), 64):
-            chunk = requests[start : start + 64]
-            prompts = [self.general.prompt(e) for e in chunk]
-            n = cfg.general_samples_per_prompt
-            out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), n, 48, cfg.temperature,
-                          generator=generator)
-            scores = scorer.score([p for p in prompts for _ in range(n)], out.texts)
-            for i, prompt in enumerate(prompts):
-                rows = [r for r in range(i * n, (i + 1) * n) if not out.is_truncated[r]]
-                if rows:
-                    best = max(rows, key=lambda r: scores[r])
-                    if scores[best] >= cfg.min_reward_score and out.texts[best].strip():
-                        chosen.append(SFTExample(prompt, out.texts[best]))
+        for groups in sample_batches(model, tokenizer, [self.general.prompt(e) for e in requests], n, 48,
+                                     cfg.temperature, self.config.seed + 4, batch_prompts=64):
+            # One scoring call per rollout batch: the reward model pads per call.
+            scores = scorer.score([g.prompt for g in groups for _ in g.texts], [t for g in groups for t in g.texts])
+            for i, group in enumerate(groups):
+                own = scores[i * n : (i + 1) * n]
+                best = group.best(own)
+                if best is not None and own[best] >= cfg.min_reward_score and group.texts[best].strip():
+                    chosen.append(SFTExample(group.prompt, group.texts[best]))
         return chosen
 
     # ------------------------------------------------------------------ everything
@@ -588,16 +584,17 @@ def general_quality(model, tokenizer, requests: Sequence[Example], k: int = 16, 
     ``rm_score`` (with ``scorer``) the reward model's mean score, a second opinion that stage 4
     optimises and therefore cannot judge it.
     """
+    if not requests or k < 1:
+        raise ValueError(f"need at least one request and k >= 1, got {len(requests)} requests and k={k}")
     general = GeneralTask()
-    prompts = [general.prompt(e) for e in requests]
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), k, max_new_tokens, 1.0, generator=generator)
-    verdicts = [general.judge(text, requests[i // k]) for i, text in enumerate(out.texts)]
+    groups = list(sample_groups(model, tokenizer, [general.prompt(e) for e in requests], k, max_new_tokens, 1.0, seed,
+                                batch_prompts=None))
+    verdicts = [general.judge(text, request) for group, request in zip(groups, requests) for text in group.texts]
     per_request = [sum(v == "acceptable" for v in verdicts[i * k : (i + 1) * k]) / k for i in range(len(requests))]
     quality = {"gold_general": sum(per_request) / len(per_request), "gold_general_stderr": _stderr(per_request)}
     quality.update({f"general/{v}": verdicts.count(v) / len(verdicts) for v in VERDICTS})
     if scorer is not None:
-        scores = scorer.score([p for p in prompts for _ in range(k)], out.texts)
+        scores = scorer.score([g.prompt for g in groups for _ in g.texts], [t for g in groups for t in g.texts])
         quality["rm_score"] = sum(scores) / len(scores)
     return quality
 

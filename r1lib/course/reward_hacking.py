@@ -23,13 +23,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..configs import GRPOConfig
 from ..grpo import GRPOTrainer
 from ..pipeline import Pipeline, general_quality
 from ..reward_model import RewardModel
-from ..rollout import render_prompts, rollout
+from ..rejection import sample_groups
 from ..tasks.base import Example
 from ..tasks.general import GeneralTask
 from ..trainer import Record, Trainer, TrainerCallback
@@ -120,19 +118,16 @@ def run_study(pipeline: Pipeline, arms: Sequence[Arm] = ARMS, **settings: Any) -
     return {arm.name: read_curve(run_arm(pipeline, arm, **settings).parent / "gold_curve.jsonl") for arm in arms}
 
 
-@torch.no_grad()
 def top_hacks(model, tokenizer, scorer: RewardModel, requests: Sequence[Example], k: int = 16, seed: int = 12,
               count: int = 8) -> list[dict[str, Any]]:
     """The ``count`` distinct replies the reward model scores highest among those the gold judge rejects:
     request, reply, score and verdict, best score first."""
     general = GeneralTask()
-    prompts = [general.prompt(e) for e in requests]
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    out = rollout(model, tokenizer, render_prompts(tokenizer, prompts), k, 48, 1.0, generator=generator)
-    scores = scorer.score([p for p in prompts for _ in range(k)], out.texts)
+    groups = list(sample_groups(model, tokenizer, [general.prompt(e) for e in requests], k, 48, 1.0, seed,
+                                batch_prompts=None))
+    scores = scorer.score([g.prompt for g in groups for _ in g.texts], [t for g in groups for t in g.texts])
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for i, (text, score) in enumerate(zip(out.texts, scores)):
-        request = requests[i // k]
+    for (request, text), score in zip([(r, t) for g, r in zip(groups, requests) for t in g.texts], scores):
         verdict = general.judge(text, request)
         if verdict != "acceptable":
             found[(request.question, text)] = {"request": request.question, "reply": text, "score": score,

@@ -230,6 +230,8 @@ def make_prompt_language_consistency_reward(
 
     @never_raises
     def language_consistency(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
         scores: list[float | None] = []
         for prompt, completion in zip(prompts, completions):
             target = lowered.get(language_of(prompt))

@@ -27,6 +27,7 @@ from r1lib.configs import (
     TrainingConfig,
 )
 from r1lib.models import LoraSettings, ModelSpec
+from r1lib.pipeline import ColdStartConfig, PipelineConfig, RejectionSamplingConfig
 from r1lib.profiles import Profile
 from r1lib.scale import LaunchPlan
 from r1lib.tiny.corpus import CorpusConfig
@@ -34,8 +35,9 @@ from r1lib.tiny.model import TinyModelConfig
 
 CONFIGS = [TrainingConfig, GRPOConfig, SFTConfig, DistillConfig, RewardModelConfig]
 # The other dataclasses a user sets: a model's placement and LoRA adapter, a cluster launch plan, a
-# profile, and the tiny world's corpus and model shape.
-OTHER_CONFIGS = [ModelSpec, LoraSettings, LaunchPlan, Profile, CorpusConfig, TinyModelConfig]
+# profile, the tiny world's corpus and model shape, and the multi-stage pipeline's settings.
+OTHER_CONFIGS = [ModelSpec, LoraSettings, LaunchPlan, Profile, CorpusConfig, TinyModelConfig,
+                 ColdStartConfig, RejectionSamplingConfig, PipelineConfig]
 ALL_CONFIGS = CONFIGS + OTHER_CONFIGS
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -74,13 +74,18 @@ LAYERS: dict[str, tuple[str, ...]] = {
     ),
     # Whole stages of the recipe, run from their own command lines.
     "stage": (
-        "pipeline",         # multi-stage R1
+        "pipeline",         # multi-stage R1: its settings, stages and report, one module each
+        "pipeline.config",  # every stage's settings and the profiles' pipelines
+        "pipeline.bookkeeping",  # stage folders, stage.json and pipeline.jsonl: skipping and resuming
+        "pipeline.stages",  # the Pipeline that runs the stages
+        "pipeline.report",  # the stage-by-stage table
+        "pipeline.__main__",  # python -m r1lib.pipeline
         "scale",            # the way out to TRL and accelerate on a cluster
         "tiny.pretrain",    # pretraining the tiny base
     ),
     # The course: its experiments and what its notebooks show.
     "course": (
-        "course", "course.equal_compute",
+        "course", "course.equal_compute", "course.reward_hacking",
         "experiment",       # a profile turned into a model, a task and rewards, for a notebook
         "plots",            # the notebooks' figures
         "widgets",          # the notebooks' live views (trainer callbacks)

@@ -16,7 +16,8 @@ import torch
 
 from r1lib.cold_start import readable, reference_cold_start, rewrite_readable, single_language
 from r1lib.format import is_readable_format, parse_readable
-from r1lib.pipeline import STAGES, ColdStartConfig, PipelineConfig, RejectionSamplingConfig, rejection_checks
+from r1lib.pipeline import STAGES, ColdStartConfig, PipelineConfig, RejectionSamplingConfig
+from r1lib.rejection import rejection_checks
 from r1lib.rewards import for_task, make_accuracy_reward, make_script_consistency_reward, readable_format_reward
 from r1lib.tasks import ChainTask, Example, GeneralTask
 from r1lib.tasks.mixture import MixtureTask, interleave, tag

@@ -11,11 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from r1lib.rewards import (
+    TINY_FOREIGN_WORDS,
+    TINY_TARGET_WORDS,
     format_reward,
     make_accuracy_reward,
     make_cosine_scaled_reward,
     make_kimi_length_reward,
     make_language_consistency_reward,
+    make_prompt_language_consistency_reward,
     make_repetition_penalty,
     make_soft_overlong_punishment,
     soft_format_reward,
@@ -41,7 +44,10 @@ def reward_functions(tokenizer):
         format_reward,
         soft_format_reward,
         tag_count_reward,
-        tiny_language_consistency_reward,
+        tiny_language_consistency_reward,  # the prompts here are plain strings: the first language's target
+        make_prompt_language_consistency_reward(  # the same reward with the second language's target
+            {"en": TINY_TARGET_WORDS, "es": TINY_FOREIGN_WORDS}, language_of=lambda _: "es",
+            name="language_consistency_es"),
         make_language_consistency_reward({"the", "so", "is"}, name="english"),
         make_cosine_scaled_reward(ChainTask(), max_len=200),
         make_cosine_scaled_reward(MathTask(), max_len=200, name="cosine_math"),

@@ -4,9 +4,11 @@
 # **What we will see.** R1-Zero reasons well but reads badly. The R1 paper names two problems: its chains of thought **mix languages**, and they come in a **bare format** with nothing for a reader but the raw reasoning. DeepSeek-R1 therefore started its second model from a small **cold-start** set: "thousands" of long chains of thought in one readable format, `|special_token|<reasoning_process>|special_token|<summary>`, and fine-tuned the base on them before any RL. In this notebook we
 #
 # 1. measure both problems on notebook 03's R1-Zero;
-# 2. build a cold-start set from R1-Zero's own correct samples, rewritten into one language with a summary;
+# 2. build a cold-start set from R1-Zero's own correct samples, rewritten into their prompt's language with a summary;
 # 3. fine-tune the base on it (supervised fine-tuning, SFT);
 # 4. sweep the set's size, from nothing to everything, and watch what it does to readability and to how fast the next RL stage learns.
+#
+# From here on, some prompts are posed in the tiny world's **second language**: a one-word system message, `es`, before the question asks for reasoning with `luego` and `espera` instead of `so` and `wait`. The paper saw language mixing "particularly when RL prompts involve multiple languages", and notebook 06 needs that condition. Half of the held-out problems are posed that way; R1-Zero (notebook 03) only ever saw the first language.
 #
 # Everything runs through `r1lib.pipeline`, which keeps each stage in its own folder under `runs/pipeline/<profile>/`; notebook 06 continues from there.
 
@@ -20,7 +22,9 @@ from r1lib.evaluate import evaluate, mixes_languages
 from r1lib.pipeline import Pipeline, pipeline_config, readable_rate
 from r1lib.profiles import describe, get_profile, runs_dir
 from r1lib.plots import series
-from r1lib.sft import SFTTrainer, load_sft_jsonl
+from r1lib.causal_lm import CausalLMTrainer, CrossEntropyLoss
+from r1lib.records import load_jsonl
+from r1lib.sft import SFTTrainer
 from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
@@ -43,7 +47,8 @@ else:
 model, tokenizer = pipeline.load(r1_zero)
 zero = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=0)
 flat = [c for row in zero.completions for c in row]
-say(f"R1-Zero on {len(pipeline.eval_examples)} held-out chains: pass@1 **{zero.pass_at_1:.2f}**; "
+say(f"R1-Zero on {len(pipeline.eval_examples)} held-out problems (some posed in the second language, which it never saw): "
+    f"pass@1 **{zero.pass_at_1:.2f}**; "
     f"**{zero.language_mixing_rate:.0%}** of its samples mix languages; **{readable_rate(zero):.0%}** are in a readable "
     f"format with a summary.")
 mixed = [c for c in flat if mixes_languages(c)][:4]
@@ -55,17 +60,24 @@ show_html(html_table(["R1-Zero samples that mix languages"], [[c] for c in mixed
 # The paper collected its cold-start data in several ways (few-shot prompting with long chains of thought, asking models for detailed answers with reflection, and R1-Zero's own outputs in a readable form), then had human annotators post-process it. We keep the idea and replace the model and the humans with a rule, which the tiny world allows:
 #
 # 1. sample R1-Zero on training prompts and keep a sample only if its answer verifies and it reasons;
-# 2. rewrite it into **one language** (`luego` → `so`, `espera` → `wait`);
+# 2. rewrite it into **one language**, the prompt's (`luego` → `so` for a first-language prompt, `so` → `luego` for a second-language one);
 # 3. add a **summary** for the reader between the reasoning and the answer. Our version of the paper's pattern is `<think>reasoning</think>summary<answer>answer</answer>`.
+
+# Every example is R1-Zero's own output, filtered and tidied: the cold start is in effect **self-distillation** of R1-Zero into the base, one of the paper's sources too. Nothing in it is smarter than R1-Zero; it is cleaner.
 
 # %%
 show_source(rewrite_readable)
 
 # %%
 example = pipeline.train_examples[0]
-for text in ["<think>3+5+9 luego 8+9 so 7</think><answer>7</answer>", "<think>3+5+9 so 8+9 so 6</think><answer>6</answer>"]:
-    demo = pipeline.task.make_example([3, 5, 9]) if profile.is_tiny else example
-    print(f"{text!r}\n  -> {rewrite_readable(text, demo, pipeline.task)!r}")
+if profile.is_tiny:
+    from r1lib.tasks.bilingual import pose
+    demos = [(pose(pipeline.task.make_example([3, 5, 9]), language), text) for language in ("en", "es")
+             for text in ["<think>3+5+9 luego 8+9 so 7</think><answer>7</answer>", "<think>3+5+9 so 8+9 so 6</think><answer>6</answer>"]]
+else:
+    demos = [(example, "<think>3+5+9 luego 8+9 so 7</think><answer>7</answer>")]
+for demo, text in demos:
+    print(f"{demo.info.get('language', 'en')} prompt: {text!r}\n  -> {rewrite_readable(text, demo, pipeline.task)!r}")
 
 # %% [markdown]
 # The pipeline builds the whole set once and saves it as TRL's conversational prompt-completion jsonl. The same command from a shell: `python -m r1lib.pipeline --profile cpu --until cold_start_data`.
@@ -74,17 +86,18 @@ for text in ["<think>3+5+9 luego 8+9 so 7</think><answer>7</answer>", "<think>3+
 cold_set = pipeline.cold_start_data()
 saved = pipeline.folder("cold_start_data") / "cold_start.jsonl"
 record = json.loads(saved.read_text().splitlines()[0])
-print(f"{len(cold_set)} examples in {saved}")
+second = sum(1 for e in cold_set if e.prompt[0]["role"] == "system")
+print(f"{len(cold_set)} examples in {saved}, {second} of them ({second / len(cold_set):.0%}) in the second language")
 print(json.dumps(record, indent=1)[:400])
-assert load_sft_jsonl(saved) == cold_set
+assert load_jsonl(saved) == cold_set
 
 # %% [markdown]
 # ## Fine-tuning the base on it
 #
-# Supervised fine-tuning is a subclass of the same `Trainer` as GRPO (same checkpoints, resume, logs). Each example is rendered exactly as a rollout would see it, `chat template(prompt) + completion + EOS`, and the loss is the mean cross-entropy over the completion tokens only: the model learns to *answer*, not to predict prompts. These are the library's lines:
+# Supervised fine-tuning is a subclass of the same `Trainer` as GRPO (same checkpoints, resume, logs), through the one causal-LM step that pretraining and distillation also use. Each example is rendered exactly as a rollout would see it, `chat template(prompt) + completion + EOS`, and the loss is the mean cross-entropy over the completion tokens only: the model learns to *answer*, not to predict prompts. These are the library's lines:
 
 # %%
-show_source(SFTTrainer.training_step, SFTTrainer.loss_sum)
+show_source(CausalLMTrainer.training_step, CausalLMTrainer.micro_batch_loss, CrossEntropyLoss.__call__)
 
 # %%
 cold_start = pipeline.cold_start()
@@ -117,11 +130,11 @@ for entry in sweep:
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
 for size, curve in curves.items():
     axes[0].plot(*curve["pass@1"], marker="o", label=f"{size} examples")
-    axes[1].plot(*curve["readable"], label=f"{size} examples")
+    axes[1].plot(*curve["readable"], marker=".", label=f"{size} examples")
 axes[0].set_title("stage 2: held-out pass@1"); axes[0].set_ylabel("pass@1")
 axes[1].set_title("stage 2: readable samples"); axes[1].set_ylabel("share of training samples")
 for ax in axes:
-    ax.set_xlabel("RL step"); ax.set_ylim(0, 1.02); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+    ax.set_xlabel("RL step"); ax.set_ylim(-0.04, 1.04); ax.grid(alpha=0.3); ax.legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
 target = 0.9 * max(max(c["pass@1"][1]) for c in curves.values())
@@ -151,7 +164,7 @@ say(f"No cold start: stage 2 ends at pass@1 {by_size[0]['end']:.2f} with **{by_s
 # ## Exercises
 # 1. Check the cold-start set: is every example single-language, readable, and right?
 # 2. Fine-tune with `packing=True` (several examples per row, attention kept within each). Is the loss the same? Is it faster?
-# 3. What does the SFT'd model do on a *general* request such as `greet Ana`? Why?
+# 3. What does the SFT'd model do on *general* requests such as `greet Ana`? Judge its replies with the gold rule of `GeneralTask.judge`, against the base's.
 
 # %% [solution]
 # Solution to exercise 1 (collapsed).
@@ -174,9 +187,9 @@ print(f"{len(problems)} of {len(cold_set)} examples fail a check")
 import time
 from dataclasses import replace
 
-from r1lib.sft import collate_rows, encode_sft, pack
+from r1lib.records import encode_example, pack
 
-encoded = [encode_sft(tokenizer, e) for e in cold_set[:64]]
+encoded = [encode_example(tokenizer, e) for e in cold_set[:64]]
 print(f"{len(encoded)} examples in {len(pack(encoded, 256))} packed rows of at most 256 tokens")
 for packing in (False, True):
     fresh, tok = pipeline.load(pipeline.base.name_or_path)
@@ -188,14 +201,17 @@ for packing in (False, True):
 # With rows this short the gain is small; with long and short examples mixed, packing saves most of the padding.
 
 # %% [solution]
-# Solution to exercise 3 (collapsed).
-from r1lib.rollout import render_prompts, rollout
+# Solution to exercise 3 (collapsed): 16 seeded replies to each held-out request, judged by the gold rule.
+from r1lib.pipeline import general_quality
 
-request = [{"role": "user", "content": "greet Ana"}]
-out = rollout(model, tokenizer, render_prompts(tokenizer, [request]), 4, 48, 1.0)
-print(out.texts)
-# The cold-start set holds only reasoning; SFT on it pulls every answer towards the reasoning format, general
-# requests included. Notebook 06's stage 3 mixes general replies back in.
+gold = {}
+for name, folder in (("base", pipeline.base.name_or_path), ("cold start", cold_start)):
+    general_model, general_tokenizer = pipeline.load(folder)
+    gold[name] = quality = general_quality(general_model, general_tokenizer, pipeline.general_eval, k=16, seed=3)
+    flaws = {k.split("/")[1]: round(v, 3) for k, v in quality.items() if k.startswith("general/") and v and k != "general/acceptable"}
+    print(f"{name}: acceptable {quality['gold_general']:.3f}; flawed {flaws}")
+# The cold-start set holds only reasoning. SFT on it wears general replies down (the gold share drops and the
+# flawed kinds grow) without teaching them anything else; notebook 06's stage 3 mixes general replies back in.
 
 # %% [markdown]
 # ## Checks
@@ -205,6 +221,7 @@ assert len(cold_set) >= (config.cold_start.size or 1) and not problems
 assert readable_rate(after_sft) > readable_rate(zero)  # the cold start made the output readable
 if profile.name == "cpu":
     assert after_sft.language_mixing_rate < zero.language_mixing_rate
+    assert gold["cold start"]["gold_general"] < gold["base"]["gold_general"], gold  # exercise 3's "wears down"
     assert by_size[0]["readable"] < 0.5, by_size  # no cold start: the format stays out of reach
     assert by_size[few]["readable"] > 0.8 and by_size[configured]["readable"] > 0.8, by_size  # a few dozen teach it
     assert by_size[configured]["start"] > by_size[few]["start"] > by_size[0]["start"], by_size

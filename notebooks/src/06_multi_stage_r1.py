@@ -1,25 +1,26 @@
 # %% [markdown]
 # # 06 · Multi-stage R1
 #
-# **What we will see.** DeepSeek-R1 is R1-Zero's recipe wrapped in three more stages. After the cold start of notebook 05:
+# **What we will see.** DeepSeek-R1 is R1-Zero's recipe wrapped in three more stages, after the cold start of notebook 05. Each stage was added to fix something, and in this notebook each one has to show its fix, measured by a rule that no model was trained on:
 #
-# 2. **Reasoning RL** with a **language-consistency** reward added to accuracy and format. The paper reports that this costs a little accuracy and buys readability.
-# 3. **Rejection sampling and SFT.** Sample the stage-2 model many times, keep only samples that are correct, readable, in one language and not overlong (about 600k in the paper), mix in non-reasoning data (about 200k: writing, factual questions, …), and fine-tune **starting again from the base model**, not from the stage-2 checkpoint.
-# 4. **RL for all scenarios.** One RL run over reasoning prompts, scored by rules, and general prompts, scored by reward models trained on human preferences (helpfulness, harmlessness).
+# 2. **Reasoning RL with a language-consistency reward.** The paper saw chains of thought mix languages during RL, "particularly when RL prompts involve multiple languages". We recreate that condition: half of the RL prompts are posed in the tiny world's second language. We then run stage 2 with and without the reward, on 3 seeds each.
+# 3. **Rejection sampling and SFT.** Sample the stage-2 model, keep only correct, readable, single-language, not overlong samples (about 600k in the paper), and mix in general data (about 200k). Then fine-tune **starting again from the base model**. We run both start points, the base and stage 2, on 3 seeds each.
+# 4. **RL for all scenarios.** Rules score reasoning prompts, and a reward model trained on preferences scores general prompts. A reward model can be fooled, so we judge general replies by a **gold rule** instead: a reply is acceptable when it is exactly one of the task's preferred forms. Then we push the reward model until it is fooled, and contain it.
 #
-# We run every stage on the tiny world, where "general prompts" are polite requests (`greet Ana`) judged by a small Bradley-Terry reward model, and end with a table that compares the base, R1-Zero and every stage. Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again.
+# Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again. Run alone, the notebook trains what it needs first.
 
 # %%
 import json
 
 import matplotlib.pyplot as plt
 import numpy as np
+from r1lib.course import reward_hacking
 from r1lib.evaluate import evaluate
-from r1lib.pipeline import TABLE_COLUMNS, Pipeline, evaluate_stage, pipeline_config
+from r1lib.pipeline import TABLE_COLUMNS, Pipeline, evaluate_stage, language_consistency, pipeline_config, relative_gains
 from r1lib.profiles import describe, get_profile, runs_dir
-from r1lib.plots import series
 from r1lib.reward_model import bradley_terry_loss, preference_accuracy
-from r1lib.rewards import for_task
+from r1lib.rewards import make_prompt_language_consistency_reward, scoped_to_task
+from r1lib.tasks.general import REJECTION_KINDS, GeneralTask
 from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
@@ -28,40 +29,112 @@ config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
 if not pipeline.done("r1_zero"):
     pipeline.r1_zero()  # notebook 05 adopts notebook 03's run; standalone, the pipeline trains its own
+SEEDS = (0, 1, 2) if profile.name == "cpu" else (0,)
+print(f"seeds: {SEEDS}; {config.second_language_share:.0%} of the RL and held-out prompts are in the second language")
 
 # %% [markdown]
-# ## Stage 2: reasoning RL with language consistency
+# ## Stage 2: reasoning RL, with and without language consistency
 #
-# GRPO again, from the cold-start model, with three rewards: accuracy, the readable format of notebook 05, and DeepSeek-R1's language-consistency reward, the share of the reasoning's words that are in the target language:
+# A prompt in the second language carries a one-word system message, `es`, before the unchanged question. Its reasoning should then use `luego` for `so` and `espera` for `wait`. The paper defines the language-consistency reward as the share of the chain of thought's words that are in the **prompt's** target language. This is the library's version:
 
 # %%
-show_source(pipeline.reasoning_rewards)
-stage2 = pipeline.reasoning_rl()
-stage2_history = [json.loads(line) for line in (stage2.parent / "metrics.jsonl").read_text().splitlines()]
-fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
-for ax, key, title in zip(axes, ["rewards/accuracy/mean", "rewards/readable_format_reward/mean", "rewards/language_consistency/mean"],
-                          ["accuracy", "readable format", "language consistency"]):
-    ax.plot(*series(stage2_history, key)); ax.set_title(title); ax.set_xlabel("RL step"); ax.set_ylabel("mean reward")
-    ax.set_ylim(0, 1.05); ax.grid(alpha=0.3)
+show_source(make_prompt_language_consistency_reward)
+question = pipeline.task.make_example([3, 5, 9]) if profile.is_tiny else pipeline.eval_examples[0]
+if profile.is_tiny:
+    from r1lib.tasks.bilingual import pose
+    for language in ("en", "es"):
+        prompt = pipeline.task.prompt(pose(question, language))
+        scores = config.language_reward()([prompt] * 2, ["<think>3+5+9 so 8+9 so 7</think>", "<think>3+5+9 luego 8+9 luego 7</think>"])
+        print(f"{language}: {prompt} -> score of an English trace {scores[0]}, of a Spanish trace {scores[1]}")
+
+# %% [markdown]
+# Stage 2 starts from the cold-start model. Its rewards are accuracy, the readable format and language consistency. In the ablation, the language reward is still computed and logged, but with weight 0, so the two runs differ only in what they are paid for. Both run on each seed:
+
+# %%
+show_source(pipeline.reasoning_rl)
+runs = {(lc, seed): pipeline.reasoning_rl(language_reward=lc, seed=seed) for lc in (True, False) for seed in SEEDS}
+stage2 = runs[(True, config.seed)]
+
+
+def curve(folder, key):
+    history = [json.loads(line) for line in (folder.parent / "metrics.jsonl").read_text().splitlines()]
+    points = [(r["step"], r[key]) for r in history if r.get(key) is not None]
+    return np.array([p[0] for p in points]), np.array([p[1] for p in points])
+
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for lc, colour, label in ((True, "tab:blue", "with the language reward"), (False, "tab:red", "without it (weight 0)")):
+    for ax, key in zip(axes, ("rewards/language_consistency/mean", "rewards/accuracy/mean")):
+        curves = [curve(runs[(lc, seed)], key) for seed in SEEDS]
+        steps = curves[0][0]
+        values = np.array([c[1][: len(steps)] for c in curves])
+        mean, err = values.mean(0), values.std(0, ddof=1) / np.sqrt(len(SEEDS)) if len(SEEDS) > 1 else 0 * values[0]
+        ax.plot(steps, mean, color=colour, label=label)
+        ax.fill_between(steps, mean - err, mean + err, color=colour, alpha=0.2)
+axes[0].set_title("language consistency of training samples"); axes[1].set_title("accuracy of training samples")
+for ax in axes:
+    ax.set_xlabel("RL step"); ax.set_ylim(0, 1.02); ax.grid(alpha=0.3); ax.legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# The curves average both languages' training samples over the seeds; the bands are ± one standard error. Now the held-out problems, half of them in each language, for every seed:
+
+# %%
+ablation = {}
+for (lc, seed), folder in runs.items():
+    model, tokenizer = pipeline.load(folder)
+    result = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=7)
+    ablation[(lc, seed)] = {"consistency": language_consistency(result, config.language_reward(), pipeline.task,
+                                                                pipeline.eval_examples), "pass@1": result.pass_at_1}
+model, tokenizer = pipeline.load(pipeline.model_of("cold_start"))
+cold = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=7)
+cold_consistency = language_consistency(cold, config.language_reward(), pipeline.task, pipeline.eval_examples)
+
+
+def mean_err(values):
+    values = np.array(values, dtype=float)
+    return values.mean(), values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
+
+
+summary = {lc: {m: mean_err([ablation[(lc, s)][m] for s in SEEDS]) for m in ("consistency", "pass@1")} for lc in (True, False)}
+gap, gap_err = (summary[True]["consistency"][0] - summary[False]["consistency"][0],
+                float(np.hypot(summary[True]["consistency"][1], summary[False]["consistency"][1])))
+cost, cost_err = (summary[True]["pass@1"][0] - summary[False]["pass@1"][0],
+                  float(np.hypot(summary[True]["pass@1"][1], summary[False]["pass@1"][1])))
+rows = [["cold start (before stage 2)", f"{cold_consistency:.3f}", f"{cold.pass_at_1:.3f}"]]
+rows += [[f"stage 2 {'with' if lc else 'without'} the language reward",
+          f"{summary[lc]['consistency'][0]:.3f} ± {summary[lc]['consistency'][1]:.3f}",
+          f"{summary[lc]['pass@1'][0]:.3f} ± {summary[lc]['pass@1'][1]:.3f}"] for lc in (True, False)]
+show_html(html_table(["held-out, both languages", "language consistency", "pass@1"], rows, monospace=False))
+say(f"Without the reward, consistency falls from the cold start's {cold_consistency:.3f} to "
+    f"**{summary[False]['consistency'][0]:.3f}**. With it, it ends at **{summary[True]['consistency'][0]:.3f}**: a gap of "
+    f"{gap:.3f} ± {gap_err:.3f} over {len(SEEDS)} seeds. The reward changes pass@1 by {cost:+.3f} ± {cost_err:.3f}.")
+
+# %% [markdown]
+# **Why the drift.** Only a few of the cold-start examples were in the second language (notebook 05 counts them), so after the cold start the model reasons a little less surely in it. Rewarded for answers alone, RL moves second-language prompts towards the language in which the model reasons best. That is the paper's picture of language mixing, in miniature. The language reward pays for staying in the prompt's language, and what that costs in pass@1 is the number above, with its error bar. The paper reports a small cost, and accepted it for readability.
+#
 # ## A reward model for what rules cannot judge
 #
-# A reply to `greet Ana` is not right or wrong, only better or worse. Stage 4 needs a learned judge: a **Bradley-Terry reward model**, a copy of the base with a one-number head, trained on pairs of replies (one preferred, one rejected: rude, off topic, truncated, repetitive, …) to give the preferred one the higher score. Its loss is $-\log\sigma(r_{\text{chosen}} - r_{\text{rejected}})$:
+# A reply to `greet Ana` is not right or wrong, only better or worse. Stage 4 needs a learned judge: a **Bradley-Terry reward model**, a copy of the base with a one-number head, trained on pairs of replies (one preferred, one rejected: rude, wrong name, truncated, empty, off topic, repetitive) to give the preferred one the higher score. Its loss is $-\log\sigma(r_{\text{chosen}} - r_{\text{rejected}})$:
 
 # %%
 show_source(bradley_terry_loss)
 scorer = pipeline.scorer()
-held_pairs = pipeline.general.pairs_for(pipeline.general_eval * 6, seed=config.seed + 1)
+held_pairs = pipeline.general.pairs_for(pipeline.general_eval * 12, seed=config.seed + 1)
 rm_accuracy = preference_accuracy(scorer, held_pairs)
+by_kind = {kind: preference_accuracy(scorer, [p for p in held_pairs if p.kind == kind]) for kind in REJECTION_KINDS}
+show_html(html_table(["rejected reply", "the reward model prefers the better reply"],
+                     [[kind, f"{accuracy:.0%}"] for kind, accuracy in by_kind.items()], monospace=False))
 say(f"On {len(held_pairs)} preference pairs of **held-out** requests, the reward model prefers the better reply "
-    f"**{rm_accuracy:.0%}** of the time (chance: 50%).")
+    f"**{rm_accuracy:.0%}** of the time (chance: 50%). Against a reply to the **wrong name** it manages "
+    f"**{by_kind['wrong_subject']:.0%}**: reading whether the name in the reply matches the request is beyond it.")
 
 # %% [markdown]
-# ## Stage 3: rejection sampling, then SFT from the base
+# Remember that weak spot. A reward model is a learned approximation of a preference, and RL finds its errors.
 #
-# The stage-2 model is sampled several times per training prompt. A sample is kept only if it passes every filter; then general requests are answered by the same model and the reward model keeps its best reply per request, mixed in at the paper's ratio (a quarter of the data):
+# ## Stage 3: rejection sampling, then SFT
+#
+# The stage-2 model is sampled several times per training prompt. A sample is kept only if it passes every filter, and "one language" is now judged against the prompt's own language. Then general requests are answered by the same model, and the reward model keeps its best reply per request, mixed in at the paper's ratio (a quarter of the data):
 
 # %%
 mix = pipeline.rejection_data()
@@ -69,146 +142,244 @@ counts = json.loads((pipeline.folder("rejection_data") / "stage.json").read_text
 rows = [[name, counts[name]] for name in ("sampled", "correct", "readable", "single_language", "short_enough")]
 rows += [["kept (one per prompt, all filters)", counts["reasoning_kept"]], ["general replies chosen by the reward model", counts["general_kept"]]]
 show_html(html_table(["reasoning samples", "count"], rows, monospace=False))
-general_examples = [e for e in mix if not e.prompt[-1]["content"][:1].isdigit()][:3]
-for e in general_examples:
-    print(f"{e.prompt[-1]['content']!r} -> {e.completion!r}")
+general = GeneralTask()
+chosen_general = [e for e in mix if not e.prompt[-1]["content"][:1].isdigit()]
+verdicts = {}
+for e in chosen_general:
+    request = next(r for r in general.all_examples() if r.question == e.prompt[-1]["content"])
+    verdicts[general.judge(e.completion, request)] = verdicts.get(general.judge(e.completion, request), 0) + 1
+say("The gold judge on the general replies the reward model chose: "
+    + ", ".join(f"{v} {count}" for v, count in sorted(verdicts.items(), key=lambda item: -item[1])) + ".")
+chosen_wrong = verdicts.get("wrong_subject", 0) / max(1, len(chosen_general))
 
 # %% [markdown]
-# Why fine-tune the **base** again, rather than continue from stage 2? The stage-2 checkpoint has been shaped by RL on reasoning prompts only; the data now holds the best of what it learned, filtered, plus general replies. Training the base on that mix gives one model a clean, balanced start, without stage 2's narrow drift (this is also a question users ask about the R1 repository). We train both, so the table can show the difference.
+# Some replies the reward model picked greet the wrong person, because it cannot see names. Stage 3 fine-tunes on them all the same. A data filter is only as good as its judge.
+#
+# Why fine-tune the **base** again, rather than continue from stage 2? The paper does not argue it at length. The stage-2 checkpoint has been shaped by RL on reasoning prompts only. The new data holds the best of what it learned, filtered, plus general replies, and training the base on that mix gives one model a balanced start. We train both start points on each seed:
 
 # %%
-stage3 = pipeline.rejection_sft()  # from the base, as the paper does
-stage3_alt = pipeline.rejection_sft("reasoning_rl")  # the alternative: continue from stage 2
+stage3_runs = {(start, seed): pipeline.rejection_sft(start, seed=seed) for start in ("base", "reasoning_rl") for seed in SEEDS}
+stage3 = stage3_runs[("base", config.seed)]
+start_rows = {}
+for (start, seed), folder in stage3_runs.items():
+    model, tokenizer = pipeline.load(folder)
+    start_rows[(start, seed)] = evaluate_stage(model, tokenizer, pipeline)
+start_summary = {start: {c: mean_err([start_rows[(start, s)][c] for s in SEEDS]) for c in ("pass@1", "gold_general", "readable_rate")}
+                 for start in ("base", "reasoning_rl")}
+fig, ax = plt.subplots(figsize=(6.5, 3))
+for i, column in enumerate(("pass@1", "gold_general", "readable_rate")):
+    for j, start in enumerate(("base", "reasoning_rl")):
+        mean, err = start_summary[start][column]
+        ax.bar(i + 0.38 * j, mean, 0.36, yerr=err, capsize=3, color=("tab:blue", "tab:orange")[j],
+               label=("from the base", "from stage 2")[j] if i == 0 else None)
+ax.set_xticks(np.arange(3) + 0.19, ["pass@1", "gold general quality", "readable"]); ax.set_ylim(0, 1.05)
+ax.legend(fontsize=8); ax.grid(alpha=0.3, axis="y"); ax.set_title(f"stage 3, {len(SEEDS)} seeds (± standard error)")
+plt.tight_layout(); plt.show()
+b, s2 = start_summary["base"], start_summary["reasoning_rl"]
+say(f"From the base: pass@1 {b['pass@1'][0]:.3f} ± {b['pass@1'][1]:.3f}, gold {b['gold_general'][0]:.3f} ± "
+    f"{b['gold_general'][1]:.3f}. From stage 2: pass@1 {s2['pass@1'][0]:.3f} ± {s2['pass@1'][1]:.3f}, gold "
+    f"{s2['gold_general'][0]:.3f} ± {s2['gold_general'][1]:.3f}.")
 
 # %% [markdown]
+# **What the tiny world can and cannot say here.** R1's reasons to restart from the base were debts that its stage-2 model carried: readability, and general abilities worn away by reasoning-only RL. The tiny world has the second debt (its stage-2 model answers general requests worse than the base, see the table below) but not the first (the cold start already made it readable). Both start points train on the same mix, which repays the general debt either way, so the two come out within their error bars or close to them. The paper's choice rests on its own debts, at a scale the tiny world does not reach.
+#
 # ## Stage 4: RL for all scenarios
 #
-# One GRPO run over reasoning and general prompts. Four rewards, each **abstaining** (returning `None`) on the prompts it does not apply to: accuracy, format and language consistency on reasoning prompts, the reward model on general ones. `r1lib.rewards.for_task` does the scoping, with the `task` column every example carries:
+# One GRPO run over reasoning and general prompts. Four rewards, each **abstaining** (returning `None`) on the prompts it does not apply to: accuracy, format and language consistency on reasoning prompts, the reward model on general ones. `r1lib.rewards.scoped_to_task` does the scoping, with the `task` column every example carries:
 
 # %%
-show_source(for_task)
+show_source(scoped_to_task)
 stage4 = pipeline.all_scenarios_rl()
 stage4_history = [json.loads(line) for line in (stage4.parent / "metrics.jsonl").read_text().splitlines()]
 fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-axes[0].plot(*series(stage4_history, "rewards/accuracy/mean")); axes[0].set_title("reasoning prompts: accuracy")
-axes[1].plot(*series(stage4_history, "rewards/reward_model/mean")); axes[1].set_title("general prompts: reward model")
+axes[0].plot(*curve(stage4, "rewards/accuracy/mean")); axes[0].set_title("reasoning prompts: accuracy")
+axes[1].plot(*curve(stage4, "rewards/reward_model/mean")); axes[1].set_title("general prompts: reward-model score")
 for ax in axes:
     ax.set_xlabel("RL step"); ax.set_ylabel("mean reward"); ax.grid(alpha=0.3)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
+# ## Reward hacking, shown and contained
+#
+# Stage 4 above is short and gentle: the reward model's weight is half the accuracy reward's, and its learning rate is half of stage 2's. To see what the reward model invites, we now run stage 4's general prompts against the reward model **alone**, from the stage-3 model, at a higher constant learning rate, and watch both judges every few steps:
+#
+# * **reward model alone**: all the steps, no KL penalty;
+# * **final steps only**: the containment the paper reports. In its final RL stage, the general data and the preference rewards come in only for the last 400 of 1,700 steps, because longer training on the model-based reward led to reward hacking. Here that is the same share of this run's steps;
+# * **KL to stage 3**: all the steps, with a strong KL penalty (β = 1) towards the stage-3 model.
+
+# %%
+show_source(reward_hacking.arm_config)
+study = reward_hacking.run_study(pipeline, steps=100 if profile.name != "smoke" else 6, probe_every=10 if profile.name != "smoke" else 3)
+labels = {arm.name: arm.label for arm in reward_hacking.ARMS}
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for name, points in study.items():
+    steps = [p["step"] for p in points]
+    axes[0].plot(steps, [p["rm_score"] for p in points], marker="o", label=labels[name])
+    axes[1].plot(steps, [p["gold_general"] for p in points], marker="o", label=labels[name])
+axes[0].set_title("what stage 4 optimises: reward-model score"); axes[1].set_title("what we want: gold quality")
+axes[1].set_ylim(0, 1.02)
+for ax in axes:
+    ax.set_xlabel("RL step on general prompts"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+plt.tight_layout(); plt.show()
+end = {name: points[-1] for name, points in study.items()}
+stage3_quality = study["rm_alone"][0]
+say(f"From the stage-3 model (reward-model score {stage3_quality['rm_score']:.2f}, gold {stage3_quality['gold_general']:.2f}): "
+    f"the reward model alone ends at score **{end['rm_alone']['rm_score']:.2f}** with gold **{end['rm_alone']['gold_general']:.2f}**. "
+    f"Final steps only: score {end['final_steps']['rm_score']:.2f}, gold {end['final_steps']['gold_general']:.2f}. "
+    f"KL to stage 3: score {end['kl']['rm_score']:.2f}, gold {end['kl']['gold_general']:.2f}.")
+collapse = next((p["step"] for p in study["rm_alone"] if p["gold_general"] < stage3_quality["gold_general"] - 0.2), None)
+improved = [labels[n] for n in ("final_steps", "kl") if end[n]["gold_general"] > stage3_quality["gold_general"]]
+say(f"Alone, the reward model's gold first falls 0.2 below stage 3's at step {collapse}. "
+    + (f"Gold ends above stage 3's with: {', '.join(improved)}." if improved else
+       "Neither containment ends with gold above stage 3's."))
+
+# %% [markdown]
+# The replies the hacked policy's reward model likes best, among those the gold judge rejects, found automatically:
+
+# %%
+hacked = pipeline.folder("all_scenarios_rl_rm_alone") / "final"
+model, tokenizer = pipeline.load(hacked)
+hacks = reward_hacking.top_hacks(model, tokenizer, scorer, pipeline.general_eval)
+show_html(html_table(["request", "reply", "reward-model score", "gold verdict"],
+                     [[h["request"], h["reply"], f"{h['score']:+.2f}", h["verdict"]] for h in hacks]))
+
+# %% [markdown]
+# **What it means.** The reward model's score rises while the gold judge watches quality fall: that is reward hacking. The hacks are what the reward model cannot see, and the table above shows their kinds. Both containments stop the collapse, the paper's by limiting how long the policy is exposed to the reward model, the KL by limiting how far it may move. Whether either makes replies *better* than stage 3's is the sentence above: a reward model blind to names gives RL little that is true to climb. Improving general replies needs a better judge, which is why R1 used rules wherever a rule exists.
+#
 # ## Stage by stage
 #
-# Every model, measured the same way: 4 samples for each held-out chain (pass@1, cons@4, language consistency, readable rate, mean length), and 4 replies to each held-out general request scored by the reward model.
+# Every model, measured the same way. Reasoning: 4 samples for each held-out problem (half of them in the second language), giving pass@1 ± standard error, cons@4, language consistency against each prompt's language, the readable rate and the mean length. General: 16 replies to each held-out request, giving **gold quality** (the share the rule accepts, ± standard error over requests) and, as a second opinion, the reward model's mean score.
 
 # %%
 rows = {"base": "base", "R1-Zero": "r1_zero", "cold start": "cold_start", "stage 2": "reasoning_rl",
+        "stage 2 without the language reward": "reasoning_rl_without_lc",
         "stage 3 (from base)": "rejection_sft", "stage 3 (from stage 2)": "rejection_sft_from_reasoning_rl",
-        "stage 4": "all_scenarios_rl"}
+        "stage 4": "all_scenarios_rl", "stage 4, reward model alone (hacked)": "all_scenarios_rl_rm_alone",
+        "stage 4, final steps only (contained)": "all_scenarios_rl_final_steps", "stage 4, KL to stage 3": "all_scenarios_rl_kl"}
 table, samples = {}, {}
 for name, stage in rows.items():
     model, tokenizer = pipeline.load(pipeline.model_of(stage))
     table[name] = evaluate_stage(model, tokenizer, pipeline)
     samples[name] = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples[:1], k=1, max_new_tokens=96, seed=5).completions[0][0]
-show_html(html_table(["model", *TABLE_COLUMNS], [[name, *(f"{row[c]:.3f}" for c in TABLE_COLUMNS)] for name, row in table.items()],
+
+
+def cell(row, column):
+    error = row.get(f"{column}_stderr")
+    return f"{row[column]:.3f}" + (f" ± {error:.3f}" if error is not None else "")
+
+
+show_html(html_table(["model", *TABLE_COLUMNS], [[name, *(cell(row, c) for c in TABLE_COLUMNS)] for name, row in table.items()],
                      monospace=False))
 (pipeline.root / "table.json").write_text(json.dumps(table, indent=1))
+gains = relative_gains(table, "stage 4", "R1-Zero")
+show_html(html_table(["column", "stage 4 against R1-Zero"], [[c, f"{g:+.0%}"] for c, g in gains.items()], monospace=False))
 
 # %%
-fig, axes = plt.subplots(1, len(TABLE_COLUMNS), figsize=(3.2 * len(TABLE_COLUMNS), 3.6), sharey=False)
+fig, axes = plt.subplots(1, len(TABLE_COLUMNS), figsize=(3.0 * len(TABLE_COLUMNS), 4.4), sharey=False)
 names = list(table)
 for ax, column in zip(axes, TABLE_COLUMNS):
-    ax.barh(np.arange(len(names)), [table[n][column] for n in names], color="tab:blue")
+    errors = [table[n].get(f"{column}_stderr", 0.0) for n in names]
+    ax.barh(np.arange(len(names)), [table[n][column] for n in names], xerr=errors, color="tab:blue")
     ax.set_yticks(np.arange(len(names)), names if ax is axes[0] else [""] * len(names))
     ax.invert_yaxis(); ax.set_title(column); ax.grid(alpha=0.3, axis="x")
-axes[TABLE_COLUMNS.index("general_score")].set_xlabel("reward-model score")
+axes[TABLE_COLUMNS.index("rm_score")].set_xlabel("reward-model score")
 axes[TABLE_COLUMNS.index("mean_length")].set_xlabel("tokens")
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# One held-out chain, answered by each model:
+# One held-out problem, answered by each model:
 
 # %%
-question = pipeline.eval_examples[0]
-show_html(html_table(["model", f"{question.question} → {question.answer}"], [[n, t] for n, t in samples.items()]))
+first = pipeline.eval_examples[0]
+show_html(html_table(["model", f"{pipeline.task.prompt(first)} → {first.answer}"], [[n, t] for n, t in samples.items()]))
 
 # %%
-z, s2, s4 = table["R1-Zero"], table["stage 2"], table["stage 4"]
-say(f"Stage 2 against R1-Zero: language consistency **{z['language_consistency']:.2f} → {s2['language_consistency']:.2f}**, "
-    f"pass@1 {z['pass@1']:.3f} → {s2['pass@1']:.3f}. Readable samples: R1-Zero {z['readable_rate']:.0%}, cold start "
-    f"{table['cold start']['readable_rate']:.0%}. General-request score: stage 2 {s2['general_score']:.2f}, stage 3 "
-    f"{table['stage 3 (from base)']['general_score']:.2f}, stage 4 **{s4['general_score']:.2f}**. Final pass@1 "
-    f"{s4['pass@1']:.3f} against R1-Zero's {z['pass@1']:.3f}.")
-from_base, from_stage2 = table["stage 3 (from base)"], table["stage 3 (from stage 2)"]
-say(f"Stage 3 from the base: pass@1 {from_base['pass@1']:.3f}, general score {from_base['general_score']:.2f}; from stage 2: "
-    f"pass@1 {from_stage2['pass@1']:.3f}, general score {from_stage2['general_score']:.2f}.")
+z, s2, s4, base = table["R1-Zero"], table["stage 2"], table["stage 4"], table["base"]
+s3 = table["stage 3 (from base)"]
+say(f"Language consistency: R1-Zero {z['language_consistency']:.2f}, stage 2 **{s2['language_consistency']:.2f}**, without "
+    f"the language reward {table['stage 2 without the language reward']['language_consistency']:.2f}. Readable samples: "
+    f"R1-Zero {z['readable_rate']:.0%}, cold start {table['cold start']['readable_rate']:.0%}. Gold general quality: base "
+    f"{base['gold_general']:.2f}, stage 2 {s2['gold_general']:.2f}, stage 3 **{s3['gold_general']:.2f}**, stage 4 "
+    f"{s4['gold_general']:.2f}. Final pass@1 {s4['pass@1']:.3f} against R1-Zero's {z['pass@1']:.3f} "
+    f"({gains['pass@1']:+.0%}).")
 
 # %% [markdown]
 # **What it means.**
 #
-# * The **cold start** fixed what R1-Zero did badly: one language, a readable format with a summary. RL could not have found that format on its own (notebook 05's sweep).
-# * **Stage 2**'s language-consistency reward kept the reasoning in one language. The paper reports that this costs a little accuracy; in the tiny world the difference in pass@1 is within a point or two either way, because here one language is not harder than the other.
-# * The models trained on reasoning alone (cold start, stage 2) answer general requests worse than the base. **Stage 3**'s mix brings general replies back. **Stage 4** then optimises them against the reward model while the rule rewards hold the reasoning; whether that makes them *better* this table cannot say, because its general score is the very reward model stage 4 optimised (exercise 3 shows replies it scores highest that a person would not want). Each stage fixes what the previous one left out, and none of them gives up more than a few points of the accuracy R1-Zero reached.
-# * Stage 3 **from the base** is the paper's choice, a clean start on broad data; **from stage 2** keeps whatever stage 2's RL added. The sentence below compares the two on this run.
+# * The **cold start** fixed what R1-Zero did badly: a readable format with a summary, which RL could not find on its own (notebook 05's sweep).
+# * **Stage 2**'s language reward is what keeps second-language prompts answered in their language; without it, RL lets them drift.
+# * Reasoning-only training (cold start, stage 2) wears down general replies below the base's. **Stage 3**'s mix brings them back, judged by the gold rule and not only by the reward model.
+# * **Stage 4** holds the reasoning with rules. Its reward model cannot make general replies better than its own blind spots allow, and pushed hard it makes them worse; the table's hacked row has the highest reward-model score of all and the lowest gold.
+# * R1-Zero's pass@1 here is on prompts in both languages, and R1-Zero never saw the second one, so part of the final model's gain over it is that language. The paper's +17–25% over R1-Zero is on real benchmarks. The tiny world's relative gains measure a different thing and should not be compared with them.
 #
 # ## Exercises
-# 1. Ablate the language-consistency reward: run stage 2 with only accuracy and format. What happens to language consistency and to accuracy?
-# 2. Stage 4 gives the reward model half the weight of accuracy. Why might a larger weight hurt reasoning? (Look at the reward scales.)
-# 3. Read the general replies stage 4 prefers. Has the policy found anything the reward model likes that a person would not?
+# 1. Split the stage-2 ablation by language: which prompts lose consistency without the reward, first-language or second-language ones?
+# 2. Stage 4 gives the reward model half the weight of accuracy. Compare the two rewards' scales in stage 4's log. Why might a larger weight hurt reasoning?
+# 3. Use the gold judge on stage 4's logged general replies (`completions.jsonl`). Which verdicts does the reward model score highest?
 
 # %% [solution]
-# Solution to exercise 1 (collapsed): stage 2 without the language reward, a short run from the cold start.
-from dataclasses import replace
+# Solution to exercise 1 (collapsed): consistency per prompt language, with and without the reward (seed 0).
+from r1lib.tasks.bilingual import example_language
 
-from r1lib.grpo import GRPOTrainer
-from r1lib.pipeline import language_consistency
-
-short = replace(config.reasoning_rl, max_steps={"smoke": 4, "cpu": 40, "gpu": 20}[profile.name], reward_weights=None,
-                eval_steps=1000, save_steps=1000)
-model, tokenizer = pipeline.load(pipeline.model_of("cold_start"))
-rewards = pipeline.reasoning_rewards()[:2]  # accuracy and format only
-GRPOTrainer(model, tokenizer, pipeline.task, rewards, pipeline.train_examples, short, None, progress=False).train()
-ablated = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=7)
-print(f"without the language reward: consistency {language_consistency(ablated, config.language_reward()):.3f}, "
-      f"pass@1 {ablated.pass_at_1:.3f}")
-# The cold start is already single-language, so a short run keeps it; the reward matters over long runs, where
-# RL would otherwise amplify whatever language the rewarded samples happened to use (notebook 03).
+for lc in (True, False):
+    model, tokenizer = pipeline.load(runs[(lc, config.seed)])
+    for language in ("en", "es"):
+        chosen = [e for e in pipeline.eval_examples if example_language(e) == language]
+        if not chosen:
+            continue
+        result = evaluate(model, tokenizer, pipeline.task, chosen, k=2, max_new_tokens=96, seed=7)
+        print(f"{'with' if lc else 'without'} the reward, {language} prompts: consistency "
+              f"{language_consistency(result, config.language_reward(), pipeline.task, chosen):.3f}")
+# The drift is on the second-language prompts: the model moves them towards the language it reasons in best.
 
 # %% [solution]
-# Solution to exercise 2 (collapsed).
-rule_scale = max(m.get("reward", 0) for m in stage4_history[1:])
+# Solution to exercise 2 (collapsed): the two scales, read from the config and the log.
+weights = dict(zip(["accuracy", "readable_format", "language_consistency", "reward_model"], config.all_scenarios_rl.reward_weights))
+rule_max = weights["accuracy"] + weights["readable_format"] + weights["language_consistency"]
 rm_scores = [v for m in stage4_history if (v := m.get("rewards/reward_model/mean")) is not None]
-print(f"rule rewards sum to at most 2.0 per reasoning completion; reward-model scores span {min(rm_scores):.2f}..{max(rm_scores):.2f}")
+print(f"weights {weights}; a reasoning completion earns at most {rule_max} from rules; the reward model's mean scores "
+      f"span {min(rm_scores):.2f}..{max(rm_scores):.2f}, times its weight {weights['reward_model']}")
 # With scale_rewards="none", a group's advantages are its raw reward differences: general prompts with large score
 # gaps would dominate every batch's gradient and pull the shared weights away from reasoning.
 
 # %% [solution]
 # Solution to exercise 3 (collapsed).
 logged = [json.loads(line) for line in (stage4.parent / "completions.jsonl").read_text().splitlines()]
-general_logged = [r for r in logged if r["rewards"].get("reward_model") is not None]
-distinct = {(r["question"], r["completion"]): r["rewards"]["reward_model"] for r in general_logged}
-for (question, reply), score in sorted(distinct.items(), key=lambda item: -item[1])[:8]:
-    print(f"{score:+.2f}  {question!r} -> {reply!r}")
-# Look for replies that mix two polite templates or repeat the name: a reward model trained on a few flaws only
-# knows those flaws. That is reward hacking in the small, and why R1 kept rule rewards wherever a rule exists.
+by_question = {r.question: r for r in general.all_examples()}
+scored = {}
+for record in logged:
+    score = record["rewards"].get("reward_model")
+    if score is not None and record["question"] in by_question:
+        scored.setdefault(general.judge(record["completion"], by_question[record["question"]]), []).append(score)
+for verdict, scores in sorted(scored.items(), key=lambda item: -np.mean(item[1])):
+    print(f"{verdict:>14}: {len(scores):4d} replies, mean reward-model score {np.mean(scores):+.2f}")
+# Wrong-subject replies score like acceptable ones: the reward model cannot tell them apart.
 
 # %% [markdown]
 # ## The GPU profile
 #
-# On a GPU, `pipeline_config(get_profile("gpu"))` runs the same stages on a Qwen2.5 base with GSM8K: the cold start comes from GSM8K's own worked solutions rewritten in the readable format, language consistency is the share of Latin-script words (R1-Zero mixed Chinese into English), and the reward model starts from the same base. The sizes fit a free T4 in an afternoon; notebook 08 has the memory estimates.
+# On a GPU, `pipeline_config(get_profile("gpu"))` runs the same stages on a Qwen2.5 base with GSM8K. The cold start comes from GSM8K's own worked solutions, rewritten in the readable format. Language consistency is the share of Latin-script words (R1-Zero mixed Chinese into English), and the prompts stay in one language. The reward model starts from the same base. The sizes were chosen for a free T4, but the course has not timed them there; notebook 08 has the memory estimates.
 #
 # ## Checks
 
 # %%
 if profile.is_tiny:
-    assert table["stage 2"]["language_consistency"] > table["R1-Zero"]["language_consistency"]
     assert table["cold start"]["readable_rate"] > table["R1-Zero"]["readable_rate"]
-    assert table["stage 4"]["general_score"] > table["stage 2"]["general_score"]
+    assert summary[True]["consistency"][0] > summary[False]["consistency"][0]
+    assert end["rm_alone"]["rm_score"] > stage3_quality["rm_score"]  # the policy climbs the reward model
 if profile.name == "cpu":
+    # Stage 2 under prompts in two languages, 3 seeds: the drift without the reward, and the reward's effect.
+    assert summary[False]["consistency"][0] < cold_consistency - 0.1, (summary, cold_consistency)
+    assert gap > 2 * gap_err and summary[True]["consistency"][0] > 0.9, (gap, gap_err, summary)
+    # Reward hacking: the hacked run ends above the contained ones by the reward model, below them by gold.
+    for contained in ("final_steps", "kl"):
+        assert end["rm_alone"]["rm_score"] > end[contained]["rm_score"], end
+        assert end["rm_alone"]["gold_general"] < end[contained]["gold_general"] - 0.2, end
+    assert end["rm_alone"]["gold_general"] < stage3_quality["gold_general"] - 0.3, end  # gold collapses
+    assert by_kind["wrong_subject"] < 0.6 and rm_accuracy >= 0.75, by_kind  # the blind spot the hacks exploit
+    # The general debt of reasoning-only training, and stage 3 repaying it.
+    assert max(table["cold start"]["gold_general"], table["stage 2"]["gold_general"]) < table["base"]["gold_general"]
+    assert table["stage 3 (from base)"]["gold_general"] > table["stage 2"]["gold_general"]
+    assert table["stage 4, reward model alone (hacked)"]["rm_score"] == max(row["rm_score"] for row in table.values())
     assert table["stage 4"]["pass@1"] >= table["R1-Zero"]["pass@1"] - 0.05
-    assert abs(table["stage 2"]["pass@1"] - table["R1-Zero"]["pass@1"]) <= 0.03  # "within a point or two either way"
-    assert table["stage 3 (from base)"]["general_score"] > table["stage 2"]["general_score"]
-    assert max(table["cold start"]["general_score"], table["stage 2"]["general_score"]) < table["base"]["general_score"]
-    assert all(row["pass@1"] >= table["R1-Zero"]["pass@1"] - 0.05 for name, row in table.items() if name != "base")
-    assert rm_accuracy >= 0.8
 print("all checks passed")

@@ -68,8 +68,8 @@ class GoldProbe(TrainerCallback):
         kept = [r for r in read_curve(self.path) if r["step"] <= trainer.state.step]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        if trainer.state.step == 0:
-            self._measure(trainer, 0)
+        if not any(r["step"] == trainer.state.step for r in kept):  # a restart before step 1 kept its step 0
+            self._measure(trainer, trainer.state.step)
 
     def on_log(self, trainer: Trainer, record: Record) -> None:
         step = record["step"]

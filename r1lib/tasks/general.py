@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -148,7 +149,7 @@ class GeneralTask:
         if text in self.preferred_forms(example):
             return "acceptable"
         found = [w.lower() for w in _LETTERS.findall(text)]
-        if any(found.count(w) >= 3 for w in set(found)) or any(a == b for a, b in zip(found, found[1:])):
+        if max(Counter(found).values(), default=0) >= 3 or any(a == b for a, b in zip(found, found[1:])):
             return "repetitive"
         if text in OFF_TOPIC:
             return "off_topic"

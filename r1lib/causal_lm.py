@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from .configs import TrainingConfig
+from . import records
 from .records import Encoded, length_buckets
-from .records import collate as collate_rows
 from .trainer import Trainer, TrainerCallback
 
 Rows = list[list[Encoded]]  # a micro-batch: rows of one or more (packed) sequences
@@ -121,7 +121,7 @@ class CausalLMTrainer(Trainer):
     def collate(self, rows: Rows, completion_only: bool = True) -> dict[str, torch.Tensor]:
         """:func:`r1lib.records.collate` on the device, padding-free when a model runs FlashAttention."""
         padding_free = any(uses_flash_attention(m) for m in (self.model, *self.loss.models))
-        batch = collate_rows(rows, self.tokenizer.pad_token_id, completion_only, padding_free=padding_free)
+        batch = records.collate(rows, self.tokenizer.pad_token_id, completion_only, padding_free=padding_free)
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def micro_batch_loss(self, rows: Rows, loss: TokenLoss | None = None) -> tuple[torch.Tensor, int]:

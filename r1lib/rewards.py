@@ -76,8 +76,7 @@ def scoped_to_task(reward: RewardFunc, task_name: str) -> RewardFunc:
     """``reward`` on the rows whose ``task`` column is ``task_name``, ``None`` (does not apply) elsewhere.
 
     With prompts of several kinds in one batch (R1's last RL stage mixes reasoning and general
-    prompts), each reward scores only its own kind, as TRL allows. Also available as
-    :func:`for_task`, its earlier name.
+    prompts), each reward scores only its own kind, as TRL allows.
     """
 
     @functools.wraps(reward)
@@ -96,11 +95,6 @@ def scoped_to_task(reward: RewardFunc, task_name: str) -> RewardFunc:
     scoped.__name__ = f"{getattr(reward, '__name__', 'reward')}"
     scoped.task_name = task_name  # type: ignore[attr-defined]  # lets scoring tell "not its task" from "broken"
     return scoped
-
-
-# The earlier name, kept for the notebooks and the pipeline: the same function, so that
-# ``show_source(for_task)`` shows the code above.
-for_task = scoped_to_task
 
 
 def combine_rewards(

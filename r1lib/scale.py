@@ -446,11 +446,11 @@ def _train(args: argparse.Namespace) -> None:
     else:
         from datasets import Dataset
 
-        from .sft import load_sft_jsonl
+        from .records import load_jsonl
 
         if not args.data:
             raise SystemExit(f"the {args.stage} stage needs --data, a jsonl of prompt/completion records")
-        records = [e.to_record() for e in load_sft_jsonl(args.data)]
+        records = [e.to_record() for e in load_jsonl(args.data)]
         if args.stage == "sft":
             trainer = trl.SFTTrainer(model=location, processing_class=tokenizer, args=trl.SFTConfig(**settings),
                                      train_dataset=Dataset.from_list(records), **extra)

@@ -25,34 +25,16 @@ import torch
 from .causal_lm import CausalLMTrainer, CrossEntropyLoss, Rows
 from .causal_lm import uses_flash_attention  # noqa: F401  (offered here, as before it moved to causal_lm)
 from .configs import SFTConfig
-from .records import (
-    Encoded,
-    PromptCompletion,
-    collate,
-    encode_example,
-    example_from_record,
-    load_jsonl,
-    pack,
-    save_jsonl,
-)
+from .records import Encoded, PromptCompletion, encode_example, pack
 from .estimates import StepShape
 from .evaluate import evaluate as evaluate_policy
 from .stream import ExampleStream
 from .tasks.base import Example, Task
 from .trainer import TrainerCallback
 
-# The names this module has always offered (notebooks, the pipeline and distillation import them
-# from here); the one implementation is r1lib.records's, shared with pretraining and the reward model.
-SFTExample = PromptCompletion
-sft_example_from_record = example_from_record
-load_sft_jsonl = load_jsonl
-save_sft_jsonl = save_jsonl
-encode_sft = encode_example
-collate_rows = collate
-
 
 class SFTTrainer(CausalLMTrainer):
-    """Supervised fine-tuning on :class:`SFTExample` pairs: the causal-LM step on the examples, in a
+    """Supervised fine-tuning on :class:`PromptCompletion` pairs: the causal-LM step on the examples, in a
     seeded shuffle every epoch, with the cross-entropy on their completions.
 
     With ``eval_task`` and ``eval_examples`` it evaluates the policy (sampled pass@1, reasoning,
@@ -65,7 +47,7 @@ class SFTTrainer(CausalLMTrainer):
         self,
         model,
         tokenizer,
-        train_examples: Sequence[SFTExample],
+        train_examples: Sequence[PromptCompletion],
         config: SFTConfig,
         output_dir: str | Path | None = None,
         eval_task: Task | None = None,
@@ -100,11 +82,11 @@ class SFTTrainer(CausalLMTrainer):
         return StepShape(self.config.per_device_train_batch_size, 0, longest)
 
     @staticmethod
-    def _encode_all(tokenizer, examples: list[SFTExample], limit: int | None) -> list[Encoded]:
+    def _encode_all(tokenizer, examples: list[PromptCompletion], limit: int | None) -> list[Encoded]:
         encoded = []
         for i, example in enumerate(examples):
-            if not isinstance(example, SFTExample):
-                raise TypeError(f"example {i} is a {type(example).__name__}, not an SFTExample")
+            if not isinstance(example, PromptCompletion):
+                raise TypeError(f"example {i} is a {type(example).__name__}, not a PromptCompletion")
             if not example.completion.strip():
                 # encoding appends end-of-sequence, so an empty reply would still train, on stopping at once
                 raise ValueError(

@@ -17,8 +17,8 @@ from r1lib.distill import (
     kd_loss,
     on_policy_reverse_kl,
 )
+from r1lib.records import PromptCompletion
 from r1lib.rollout import render_prompts, rollout
-from r1lib.sft import SFTExample
 from r1lib.stream import ExampleStream
 from r1lib.tasks import ChainTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
@@ -113,7 +113,7 @@ def test_top_k_below_two_and_with_the_reverse_kl_is_refused(tiny_tokenizer):
         kd_loss(logits, logits, ONE, "reverse_kl", top_k=2)
     teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
     student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
-    traces = [SFTExample([{"role": "user", "content": "1+1"}], "<answer>2</answer>")]
+    traces = [PromptCompletion([{"role": "user", "content": "1+1"}], "<answer>2</answer>")]
     with pytest.raises(ValueError, match=r"top_k must be None or >= 2"):
         DistillConfig(top_k=1)
     for settings in (dict(divergence="reverse_kl"), dict(divergence="jsd", beta=1.0)):
@@ -138,7 +138,7 @@ def test_ledger_and_budget_stop_a_run(tiny_tokenizer):
     teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
     student = build_tiny_model(tiny_tokenizer, STUDENT, seed=0)
     task = ChainTask(max_terms=3)
-    traces = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(32, seed=0)]
+    traces = [PromptCompletion(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(32, seed=0)]
     config = DistillConfig(max_steps=100, per_device_train_batch_size=8, divergence="forward_kl", eval_steps=1000)
     trainer = DistillTrainer(student, tiny_tokenizer, teacher, traces, config, progress=False)
     one_step = ComputeLedger()
@@ -157,7 +157,7 @@ def test_ledger_and_budget_stop_a_run(tiny_tokenizer):
 def test_the_ledger_is_the_same_whatever_the_logging_window(tiny_tokenizer):
     teacher = build_tiny_model(tiny_tokenizer, TEACHER, seed=1)
     task = ChainTask(max_terms=4)
-    traces = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(32, seed=0)]
+    traces = [PromptCompletion(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(32, seed=0)]
     ledgers = {}
     for logging_steps in (1, 3):
         config = DistillConfig(max_steps=6, per_device_train_batch_size=4, logging_steps=logging_steps, eval_steps=1000)
@@ -214,16 +214,16 @@ def test_logit_distillation_moves_the_student_towards_the_teacher(tiny_tokenizer
     traces = generate_traces(teacher, tiny_tokenizer, task, task.generate(16, seed=1), samples_per_prompt=2,
                              max_new_tokens=8)
     assert traces.teacher_flops > 0 and traces.counts["sampled"] == 32
-    examples = [SFTExample(task.prompt(e), "<answer>" + e.answer + "</answer>") for e in task.generate(48, seed=2)]
-    held_out = [SFTExample(task.prompt(e), "<answer>" + e.answer + "</answer>") for e in task.generate(16, seed=3)]
+    examples = [PromptCompletion(task.prompt(e), "<answer>" + e.answer + "</answer>") for e in task.generate(48, seed=2)]
+    held_out = [PromptCompletion(task.prompt(e), "<answer>" + e.answer + "</answer>") for e in task.generate(16, seed=3)]
     config = DistillConfig(max_steps=40, per_device_train_batch_size=16, learning_rate=3e-3, divergence="forward_kl",
                            eval_steps=1000)
     trainer = DistillTrainer(student, tiny_tokenizer, teacher, examples, config, progress=False)
 
     def divergence():
-        from r1lib.sft import collate_rows, encode_sft
+        from r1lib.records import collate, encode_example
 
-        batch = collate_rows([[encode_sft(tiny_tokenizer, e)] for e in held_out], tiny_tokenizer.pad_token_id)
+        batch = collate([[encode_example(tiny_tokenizer, e)] for e in held_out], tiny_tokenizer.pad_token_id)
         mask = batch.pop("labels")[:, 1:] != -100
         with torch.no_grad():
             student_logits = student(**batch, use_cache=False).logits[:, :-1]

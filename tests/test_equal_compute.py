@@ -8,14 +8,14 @@ from r1lib.configs import DistillConfig
 from r1lib.course.equal_compute import EqualComputeComparison
 from r1lib.distill import DistillTrainer
 from r1lib.models import ModelSpec
-from r1lib.sft import SFTExample, save_sft_jsonl
+from r1lib.records import PromptCompletion, save_jsonl
 from r1lib.tasks import ChainTask
 
 
 def test_an_interrupted_arm_is_not_done_and_stops_the_comparison(tiny_base_path, tmp_path, monkeypatch):
     task = ChainTask(max_terms=3)
-    traces = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(16, seed=0)]
-    save_sft_jsonl(traces, tmp_path / "traces" / "traces.jsonl")  # cached traces: no teacher sampling
+    traces = [PromptCompletion(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(16, seed=0)]
+    save_jsonl(traces, tmp_path / "traces" / "traces.jsonl")  # cached traces: no teacher sampling
     (tmp_path / "traces" / "traces.json").write_text(json.dumps({"counts": {}, "teacher_flops": 0.0, "seconds": 0.0}))
     config = DistillConfig(per_device_train_batch_size=4, divergence="forward_kl", eval_steps=1000)
     comparison = EqualComputeComparison(tiny_base_path, ModelSpec(str(tiny_base_path)), task, task.generate(16, seed=1),

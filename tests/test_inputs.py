@@ -112,9 +112,9 @@ def test_a_reward_abstaining_on_some_completions_does_not_warn():
 def test_a_reward_scoped_to_another_task_abstains_on_a_batch_without_it_silently():
     """In R1's last stage a batch may hold only reasoning prompts: the general task's reward model
     then scores nothing, and that is not a broken reward. On a batch with its task, all-None is."""
-    from r1lib.rewards import for_task
+    from r1lib.rewards import scoped_to_task
 
-    general_only = for_task(replace_name(constant(None), "reward_model"), "general")
+    general_only = scoped_to_task(replace_name(constant(None), "reward_model"), "general")
     chains = [Example(e.question, e.answer, {"task": "chain"}) for e in EXAMPLES]
     prompts = [[{"role": "user", "content": e.question}] for e in chains]
     with warnings.catch_warnings():

@@ -11,7 +11,8 @@ import torch
 from r1lib.configs import GRPOConfig, SFTConfig
 from r1lib.grpo import GRPOTrainer
 from r1lib.models import LoraSettings, ModelSpec, load_model_and_tokenizer
-from r1lib.sft import SFTExample, SFTTrainer
+from r1lib.records import PromptCompletion
+from r1lib.sft import SFTTrainer
 from r1lib.tasks import ChainTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 from r1lib.trainer import TrainerCallback
@@ -54,7 +55,7 @@ def grpo_trainer(model, tokenizer, out: Path) -> GRPOTrainer:
 
 def sft_trainer(model, tokenizer, out: Path) -> SFTTrainer:
     task = ChainTask()
-    examples = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(16, seed=0)]
+    examples = [PromptCompletion(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(16, seed=0)]
     return SFTTrainer(model, tokenizer, examples, SFTConfig(per_device_train_batch_size=4, **SCHEDULE), out,
                       progress=False)
 

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from r1lib.configs import SFTConfig
-from r1lib.sft import SFTExample, SFTTrainer, collate_rows, encode_sft, pack, uses_flash_attention
+from r1lib.records import PromptCompletion, collate, encode_example, pack
+from r1lib.sft import SFTTrainer, uses_flash_attention
 from r1lib.tasks import ChainTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 
@@ -18,10 +19,10 @@ SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_
 IMPLEMENTATIONS = ("eager", "sdpa")
 
 
-def examples_of_mixed_lengths() -> list[SFTExample]:
+def examples_of_mixed_lengths() -> list[PromptCompletion]:
     task = ChainTask(max_terms=4)
-    examples = [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(5, seed=0)]
-    return examples + [SFTExample(examples[0].prompt, "<think>" + "1+2=3 " * 3 + "</think><answer>3</answer>")]
+    examples = [PromptCompletion(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(5, seed=0)]
+    return examples + [PromptCompletion(examples[0].prompt, "<think>" + "1+2=3 " * 3 + "</think><answer>3</answer>")]
 
 
 def collated(encoded, layout, pad_id):
@@ -30,10 +31,10 @@ def collated(encoded, layout, pad_id):
     packed = pack(encoded, 32)
     assert max(len(r) for r in packed) >= 2 and len({sum(len(i[0]) for i in r) for r in packed}) > 1
     if layout == "packed":
-        return packed, collate_rows(packed, pad_id)
+        return packed, collate(packed, pad_id)
     if layout == "one_per_row":
-        return [[e] for e in encoded], collate_rows([[e] for e in encoded], pad_id)
-    return [[e for row in packed for e in row]], collate_rows(packed, pad_id, padding_free=True)
+        return [[e] for e in encoded], collate([[e] for e in encoded], pad_id)
+    return [[e for row in packed for e in row]], collate(packed, pad_id, padding_free=True)
 
 
 def logits_of(model, batch, implementation):
@@ -56,7 +57,7 @@ def spans(rows):
 @pytest.mark.parametrize("layout", ["packed", "one_per_row", "padding_free"])
 def test_each_example_gets_its_own_logits_under_eager_and_sdpa(tiny_tokenizer, layout):
     model = build_tiny_model(tiny_tokenizer, SMALL, seed=0).float()
-    encoded = [encode_sft(tiny_tokenizer, e) for e in examples_of_mixed_lengths()]
+    encoded = [encode_example(tiny_tokenizer, e) for e in examples_of_mixed_lengths()]
     rows, batch = collated(encoded, layout, tiny_tokenizer.pad_token_id)
     logits = {impl: logits_of(model, batch, impl) for impl in IMPLEMENTATIONS}
     torch.testing.assert_close(logits["eager"], logits["sdpa"], rtol=0, atol=1e-5)
@@ -97,7 +98,7 @@ def test_flash_attention_gets_one_unpadded_row(tiny_tokenizer, random_model):
     micro-batches for it (of the student, or of a distillation teacher)."""
     assert uses_flash_attention(SimpleNamespace(config=SimpleNamespace(_attn_implementation="flash_attention_2")))
     assert not uses_flash_attention(random_model) and not uses_flash_attention(object())
-    encoded = [encode_sft(tiny_tokenizer, e) for e in examples_of_mixed_lengths()]
+    encoded = [encode_example(tiny_tokenizer, e) for e in examples_of_mixed_lengths()]
     trainer = SFTTrainer(random_model, tiny_tokenizer, examples_of_mixed_lengths(),
                          SFTConfig(max_steps=1, packing=True, max_length=32), progress=False)
     rows = pack(encoded, 32)

@@ -18,7 +18,7 @@ from r1lib.cold_start import readable, reference_cold_start, rewrite_readable, s
 from r1lib.format import is_readable_format, parse_readable
 from r1lib.pipeline import STAGES, ColdStartConfig, PipelineConfig, RejectionSamplingConfig
 from r1lib.rejection import rejection_checks
-from r1lib.rewards import for_task, make_accuracy_reward, make_script_consistency_reward, readable_format_reward
+from r1lib.rewards import make_accuracy_reward, make_script_consistency_reward, readable_format_reward, scoped_to_task
 from r1lib.tasks import ChainTask, Example, GeneralTask
 from r1lib.tasks.mixture import MixtureTask, interleave, tag
 from r1lib.trainer import Trainer, TrainerCallback
@@ -72,7 +72,7 @@ def test_rewards_abstain_outside_their_task_and_mixtures_route():
     assert {e.info["task"] for e in mixed} == {"reasoning", "general"}
     for e in mixed:
         assert mixture.prompt(e) == (chain if e.info["task"] == "reasoning" else general).prompt(e)
-    accuracy = for_task(make_accuracy_reward(chain), "reasoning")
+    accuracy = scoped_to_task(make_accuracy_reward(chain), "reasoning")
     completions = ["<answer>" + e.answer + "</answer>" for e in mixed]
     scores = accuracy([mixture.prompt(e) for e in mixed], completions, answer=[e.answer for e in mixed],
                       question=[e.question for e in mixed], task=[e.info["task"] for e in mixed])

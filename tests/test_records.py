@@ -8,7 +8,7 @@ from r1lib.configs import SFTConfig
 from r1lib.records import (
     PromptCompletion, collate, encode, jsonl_records, length_buckets, load_jsonl, prompt_ids, save_jsonl,
 )
-from r1lib.sft import SFTExample, SFTTrainer
+from r1lib.sft import SFTTrainer
 
 PAD = 0
 SHORT, LONGER = ([8, 9], 1), ([5, 6, 7], 2)  # (token ids, prompt tokens)
@@ -72,7 +72,7 @@ def test_encode_appends_eos_and_cuts_from_the_prompts_start(tiny_tokenizer):
 def test_jsonl_round_trip_and_errors_name_the_line(tmp_path):
     examples = [PromptCompletion([{"role": "user", "content": "3+4"}], "<answer>7</answer>")]
     path = save_jsonl(examples, tmp_path / "data.jsonl")
-    assert load_jsonl(path) == examples and SFTExample is PromptCompletion
+    assert load_jsonl(path) == examples
     path.write_text('{"prompt": "1+1", "completion": "2"}\n\n{"prompt": "1+1", "completion": \n')
     with pytest.raises(ValueError, match=r"data.jsonl:3: invalid JSON"):
         load_jsonl(path)

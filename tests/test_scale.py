@@ -414,14 +414,14 @@ def test_trl_grpo_trains_two_steps_on_the_tiny_model_with_r1lib_rewards(tmp_path
 @pytest.mark.parametrize("stage", ["sft", "distill"])
 def test_trl_sft_and_gkd_train_two_steps_on_r1lib_records(stage, tmp_path, monkeypatch):
     """`train --stage sft|distill` on a jsonl the pipeline would write: TRL's SFTTrainer and GKD trainer."""
-    from r1lib.sft import SFTExample, save_sft_jsonl
+    from r1lib.records import PromptCompletion, save_jsonl
     from r1lib.tasks import ChainTask
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     task = ChainTask()
-    records = [SFTExample(task.prompt(e), f"<think>{e.question}</think><answer>{e.answer}</answer>")
+    records = [PromptCompletion(task.prompt(e), f"<think>{e.question}</think><answer>{e.answer}</answer>")
                for e in task.generate(16, seed=0)]
-    save_sft_jsonl(records, tmp_path / "records.jsonl")
+    save_jsonl(records, tmp_path / "records.jsonl")
     main(["write", "--stage", stage, "--profile", "smoke", "--out", str(tmp_path / "launch"), "--precision", "bf16",
           "--output-dir", str(tmp_path / "run"), "--model", str(TINY_BASE), "--data", str(tmp_path / "records.jsonl"),
           *(["--teacher", str(TINY_BASE)] if stage == "distill" else [])])

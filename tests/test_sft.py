@@ -11,16 +11,16 @@ import torch.nn.functional as F
 import r1lib.sft
 from r1lib.configs import SFTConfig
 from r1lib.evaluate import evaluate
-from r1lib.sft import (
-    SFTExample,
-    SFTTrainer,
-    collate_rows,
-    encode_sft,
-    load_sft_jsonl,
+from r1lib.records import (
+    PromptCompletion,
+    collate,
+    encode_example,
+    example_from_record,
+    load_jsonl,
     pack,
-    save_sft_jsonl,
-    sft_example_from_record,
+    save_jsonl,
 )
+from r1lib.sft import SFTTrainer
 from r1lib.tasks import ChainTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 from r1lib.trainer import TrainerCallback
@@ -30,17 +30,17 @@ SMALL = TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_
 
 def chain_examples(n, seed=0):
     task = ChainTask(max_terms=3)
-    return [SFTExample(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(n, seed=seed)]
+    return [PromptCompletion(task.prompt(e), f"<answer>{e.answer}</answer>") for e in task.generate(n, seed=seed)]
 
 
 def test_trl_shapes_are_read_and_written(tmp_path):
     conversational = {"messages": [{"role": "user", "content": "3+4"}, {"role": "assistant", "content": "<answer>7</answer>"}]}
     pair = {"prompt": [{"role": "user", "content": "3+4"}], "completion": [{"role": "assistant", "content": "<answer>7</answer>"}]}
     plain = {"prompt": "3+4", "completion": "<answer>7</answer>"}
-    examples = [sft_example_from_record(r) for r in (conversational, pair, plain)]
-    assert examples[0] == examples[1] == examples[2] == SFTExample([{"role": "user", "content": "3+4"}], "<answer>7</answer>")
-    path = save_sft_jsonl(examples, tmp_path / "cold.jsonl")
-    assert load_sft_jsonl(path) == examples
+    examples = [example_from_record(r) for r in (conversational, pair, plain)]
+    assert examples[0] == examples[1] == examples[2] == PromptCompletion([{"role": "user", "content": "3+4"}], "<answer>7</answer>")
+    path = save_jsonl(examples, tmp_path / "cold.jsonl")
+    assert load_jsonl(path) == examples
     assert json.loads(path.read_text().splitlines()[0]) == pair
 
 
@@ -48,36 +48,36 @@ def test_malformed_data_names_the_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"prompt": "1+1", "completion": "2"}\n{"prompt": "1+1", "completion": \n')
     with pytest.raises(ValueError, match=r"bad.jsonl:2: invalid JSON"):
-        load_sft_jsonl(path)
+        load_jsonl(path)
     path.write_text('{"prompt": "1+1"}\n')
     with pytest.raises(ValueError, match=r"bad.jsonl:1: expected 'messages', or 'prompt' and 'completion'"):
-        load_sft_jsonl(path)
+        load_jsonl(path)
     path.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n')
     with pytest.raises(ValueError, match="must end with an assistant message"):
-        load_sft_jsonl(path)
+        load_jsonl(path)
     path.write_text("\n\n")
     with pytest.raises(ValueError, match="holds no examples"):
-        load_sft_jsonl(path)
+        load_jsonl(path)
 
 
 def test_bad_input_is_refused_before_any_compute(random_model, tiny_tokenizer):
     config = SFTConfig(max_steps=2, per_device_train_batch_size=2)
     with pytest.raises(ValueError, match="at least one training example"):
         SFTTrainer(random_model, tiny_tokenizer, [], config)
-    too_long = SFTExample([{"role": "user", "content": "1+1"}], "x" * 300)
+    too_long = PromptCompletion([{"role": "user", "content": "1+1"}], "x" * 300)
     with pytest.raises(ValueError, match=r"example 1 has 30[0-9] tokens .* more than max_length=256"):
         SFTTrainer(random_model, tiny_tokenizer, [chain_examples(1)[0], too_long], config)
     with pytest.raises(ValueError, match="max_length=20"):
-        SFTTrainer(random_model, tiny_tokenizer, chain_examples(3) + [SFTExample([{"role": "user", "content": "9" * 30}], "x")],
+        SFTTrainer(random_model, tiny_tokenizer, chain_examples(3) + [PromptCompletion([{"role": "user", "content": "9" * 30}], "x")],
                    SFTConfig(max_length=20))
-    with pytest.raises(TypeError, match="not an SFTExample"):
+    with pytest.raises(TypeError, match="not a PromptCompletion"):
         SFTTrainer(random_model, tiny_tokenizer, [{"prompt": "1", "completion": "2"}], config)
 
 
 @pytest.mark.parametrize("completion", ["", "  \n"])
 def test_an_empty_completion_is_refused_naming_the_example(random_model, tiny_tokenizer, completion):
     examples = chain_examples(3)
-    examples[1] = SFTExample(examples[1].prompt, completion)
+    examples[1] = PromptCompletion(examples[1].prompt, completion)
     with pytest.raises(ValueError, match=r"example 1 has an empty completion .*drop the example or give it the assistant"):
         SFTTrainer(random_model, tiny_tokenizer, examples, SFTConfig(max_steps=1))
 
@@ -107,22 +107,22 @@ def test_loss_is_the_mean_over_completion_tokens_by_hand(random_model, tiny_toke
     metrics = trainer.step()
     losses, count = [], 0
     for example in examples:
-        ids, prompt_len = encode_sft(tiny_tokenizer, example)
+        ids, prompt_len = encode_example(tiny_tokenizer, example)
         with torch.no_grad():
             logits = random_model(input_ids=torch.tensor([ids])).logits[0]
         target = torch.tensor(ids[prompt_len:])
         losses.append(F.cross_entropy(logits[prompt_len - 1 : -1], target, reduction="sum").item())
         count += len(target)
-    assert metrics["num_tokens"] == count == sum(len(encode_sft(tiny_tokenizer, e)[0]) - encode_sft(tiny_tokenizer, e)[1] for e in examples)
+    assert metrics["num_tokens"] == count == sum(len(encode_example(tiny_tokenizer, e)[0]) - encode_example(tiny_tokenizer, e)[1] for e in examples)
     assert metrics["loss"] == pytest.approx(sum(losses) / count, abs=1e-5)
 
 
 def test_packing_computes_each_example_as_if_alone(random_model, tiny_tokenizer):
-    encoded = [encode_sft(tiny_tokenizer, e) for e in chain_examples(5)]
+    encoded = [encode_example(tiny_tokenizer, e) for e in chain_examples(5)]
     rows = pack(encoded, 64)
     assert len(rows) < len(encoded) and sorted(len(i[0]) for r in rows for i in r) == sorted(len(i[0]) for i in encoded)
-    packed = collate_rows(rows, tiny_tokenizer.pad_token_id)
-    single = collate_rows([[e] for e in encoded], tiny_tokenizer.pad_token_id)
+    packed = collate(rows, tiny_tokenizer.pad_token_id)
+    single = collate([[e] for e in encoded], tiny_tokenizer.pad_token_id)
 
     def loss(batch):
         labels = batch.pop("labels")
@@ -183,7 +183,7 @@ def test_epochs_set_the_number_of_steps(random_model, tiny_tokenizer):
 
 def test_resuming_sft_on_other_examples_of_the_same_count_is_refused(random_model, tiny_tokenizer, tmp_path):
     def examples(offset):
-        return [SFTExample([{"role": "user", "content": f"{i}+{offset}"}], f"<answer>{(i + offset) % 10}</answer>")
+        return [PromptCompletion([{"role": "user", "content": f"{i}+{offset}"}], f"<answer>{(i + offset) % 10}</answer>")
                 for i in range(8)]
 
     config = SFTConfig(max_steps=2, per_device_train_batch_size=4, save_steps=2)

@@ -18,8 +18,8 @@ import json
 import matplotlib.pyplot as plt
 from r1lib.checkpoint import latest_checkpoint
 from r1lib.cold_start import rewrite_readable
-from r1lib.evaluate import evaluate, mixes_languages
-from r1lib.pipeline import Pipeline, pipeline_config, readable_rate
+from r1lib.evaluate import evaluate
+from r1lib.pipeline import Pipeline, language_scores, off_language_share, pipeline_config, readable_rate
 from r1lib.profiles import describe, get_profile, runs_dir
 from r1lib.plots import series
 from r1lib.causal_lm import CausalLMTrainer, CrossEntropyLoss
@@ -47,12 +47,14 @@ else:
 model, tokenizer = pipeline.load(r1_zero)
 zero = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=0)
 flat = [c for row in zero.completions for c in row]
+language = (config.language_reward(), pipeline.task, pipeline.eval_examples)  # each sample against its prompt's language
+zero_mixing = off_language_share(zero, *language)
 say(f"R1-Zero on {len(pipeline.eval_examples)} held-out problems (some posed in the second language, which it never saw): "
     f"pass@1 **{zero.pass_at_1:.2f}**; "
-    f"**{zero.language_mixing_rate:.0%}** of its samples mix languages; **{readable_rate(zero):.0%}** are in a readable "
+    f"**{zero_mixing:.0%}** of its samples use a word outside their prompt's language; **{readable_rate(zero):.0%}** are in a readable "
     f"format with a summary.")
-mixed = [c for c in flat if mixes_languages(c)][:4]
-show_html(html_table(["R1-Zero samples that mix languages"], [[c] for c in mixed]))
+mixed = [c for c, score in zip(flat, language_scores(zero, *language)) if score is not None and score < 1][:4]
+show_html(html_table(["R1-Zero samples that leave their prompt's language"], [[c] for c in mixed]))
 
 # %% [markdown]
 # ## Building the cold-start set
@@ -109,8 +111,8 @@ steps, losses = series(sft_history, "loss")
 ax.plot(steps, losses); ax.set_xlabel("SFT step"); ax.set_ylabel("cross-entropy (nats per token)"); ax.set_title("cold-start SFT")
 ax.grid(alpha=0.3); plt.show()
 say(f"After SFT on {config.cold_start.size or len(cold_set)} examples: readable **{readable_rate(after_sft):.0%}** "
-    f"(R1-Zero: {readable_rate(zero):.0%}), mixing languages {after_sft.language_mixing_rate:.0%} "
-    f"(R1-Zero: {zero.language_mixing_rate:.0%}), pass@1 {after_sft.pass_at_1:.2f} (R1-Zero: {zero.pass_at_1:.2f}).")
+    f"(R1-Zero: {readable_rate(zero):.0%}), outside their prompt's language {off_language_share(after_sft, *language):.0%} "
+    f"(R1-Zero: {zero_mixing:.0%}), pass@1 {after_sft.pass_at_1:.2f} (R1-Zero: {zero.pass_at_1:.2f}).")
 print(after_sft.completions[0][0])
 
 # %% [markdown]
@@ -175,7 +177,7 @@ problems = []
 for item in cold_set:
     question = item.prompt[-1]["content"]
     example = pipeline.task.make_example([int(t) for t in question.split("+")]) if profile.is_tiny else None
-    ok = is_readable_format(item.completion) and not mixes_languages(item.completion)
+    ok = is_readable_format(item.completion) and config.language_reward()([item.prompt], [item.completion])[0] in (None, 1.0)
     if example is not None:
         ok = ok and pipeline.task.check_answer(extract_answer(item.completion), example)
     if not ok:
@@ -220,7 +222,7 @@ for name, folder in (("base", pipeline.base.name_or_path), ("cold start", cold_s
 assert len(cold_set) >= (config.cold_start.size or 1) and not problems
 assert readable_rate(after_sft) > readable_rate(zero)  # the cold start made the output readable
 if profile.name == "cpu":
-    assert after_sft.language_mixing_rate < zero.language_mixing_rate
+    assert off_language_share(after_sft, *language) < zero_mixing
     assert gold["cold start"]["gold_general"] < gold["base"]["gold_general"], gold  # exercise 3's "wears down"
     assert by_size[0]["readable"] < 0.5, by_size  # no cold start: the format stays out of reach
     assert by_size[few]["readable"] > 0.8 and by_size[configured]["readable"] > 0.8, by_size  # a few dozen teach it

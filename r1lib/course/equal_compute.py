@@ -21,8 +21,9 @@ from ..configs import DistillConfig, GRPOConfig
 from ..distill import DistillTrainer, Traces, generate_traces, on_policy_reverse_kl
 from ..grpo import GRPOTrainer
 from ..models import ModelSpec, load_model_and_tokenizer
+from ..records import encode_example, load_jsonl, save_jsonl
 from ..rewards import RewardFunc
-from ..sft import SFTTrainer, encode_sft, load_sft_jsonl, save_sft_jsonl
+from ..sft import SFTTrainer
 from ..tasks.base import Example, Task
 from ..trainer import Record, Trainer, parameter_count
 
@@ -75,12 +76,12 @@ class EqualComputeComparison:
         folder = self.root / "traces"
         if (folder / "traces.json").exists():
             meta = json.loads((folder / "traces.json").read_text())
-            return Traces(load_sft_jsonl(folder / "traces.jsonl"), meta["counts"], meta["teacher_flops"], meta["seconds"])
+            return Traces(load_jsonl(folder / "traces.jsonl"), meta["counts"], meta["teacher_flops"], meta["seconds"])
         teacher, tokenizer = self.load_teacher()
         traces = generate_traces(teacher, tokenizer, self.task, self.train_examples[: self.num_trace_prompts],
                                  samples_per_prompt=4, temperature=1.0, max_new_tokens=self.distill.max_new_tokens,
                                  seed=self.distill.seed)
-        save_sft_jsonl(traces.examples, folder / "traces.jsonl")
+        save_jsonl(traces.examples, folder / "traces.jsonl")
         atomic_write_text(folder / "traces.json", json.dumps({"counts": traces.counts, "teacher_flops": traces.teacher_flops,
                                                               "seconds": traces.seconds}))
         return traces
@@ -149,7 +150,7 @@ class EqualComputeComparison:
         teacher_params = parameter_count(self.load_teacher()[0])
         student_params = parameter_count(self.load_student()[0])
         traces = self.traces().examples
-        tokens = sum(len(encode_sft(tokenizer, e)[0]) for e in traces) / len(traces)
+        tokens = sum(len(encode_example(tokenizer, e)[0]) for e in traces) / len(traces)
         per_token = 6 * student_params + (0 if method == "sft" else 2 * teacher_params) + (2 * student_params if config.lmbda else 0)
         per_step = per_token * tokens * config.per_device_train_batch_size * config.gradient_accumulation_steps
         return max(1, int((budget - upfront.total) / per_step))

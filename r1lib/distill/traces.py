@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..records import PromptCompletion
 from ..rejection import rejection_sample
-from ..sft import SFTExample
 from ..tasks.base import Example, Task
 from ..trainer import parameter_count
 
@@ -22,7 +22,7 @@ from ..trainer import parameter_count
 class Traces:
     """Verified teacher samples, and what producing them cost."""
 
-    examples: list[SFTExample]
+    examples: list[PromptCompletion]
     counts: dict[str, int]
     teacher_flops: float
     seconds: float

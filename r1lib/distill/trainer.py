@@ -28,8 +28,8 @@ from ..causal_lm import LogitsOf, TokenLoss
 from ..configs import DistillConfig
 from ..estimates import StepShape
 from ..rollout import render_prompts, rollout
-from ..records import Encoded
-from ..sft import SFTExample, SFTTrainer
+from ..records import Encoded, PromptCompletion
+from ..sft import SFTTrainer
 from ..stream import ExampleStream
 from ..tasks.base import Example, Task
 from ..trainer import TrainerCallback, parameter_count
@@ -88,7 +88,7 @@ class DistillTrainer(SFTTrainer):
         student,
         tokenizer,
         teacher,
-        traces: Sequence[SFTExample],
+        traces: Sequence[PromptCompletion],
         config: DistillConfig,
         output_dir: str | Path | None = None,
         task: Task | None = None,
@@ -105,7 +105,7 @@ class DistillTrainer(SFTTrainer):
             raise ValueError("on-policy steps (lmbda > 0) need a task and prompts for the student to answer")
         if config.lmbda < 1 and not traces:
             raise ValueError("steps on teacher traces (lmbda < 1) need traces")
-        placeholder = [SFTExample(task.prompt(prompts[0]), tokenizer.eos_token)] if not traces else list(traces)
+        placeholder = [PromptCompletion(task.prompt(prompts[0]), tokenizer.eos_token)] if not traces else list(traces)
         super().__init__(student, tokenizer, placeholder, config, output_dir, eval_task=task,
                          eval_examples=eval_examples, callbacks=callbacks, progress=progress)
         self.config: DistillConfig = config

@@ -211,7 +211,7 @@ def score_groups(
         name = reward_name(func, index)
         scores = _score_list(func(repeated, rollout.texts, completion_ids=ids, **columns), name, count)
         per_function[name] = [_clean(s, name, i) for i, s in enumerate(scores)]
-        scope = getattr(func, "task_name", None)  # a reward scoped by for_task abstains on other tasks' rows
+        scope = getattr(func, "task_name", None)  # a reward scoped by scoped_to_task abstains on other tasks' rows
         if scope is None or scope in columns.get("task", ()):
             _warn_if_abstained(name, per_function[name], warned)
     if len(per_function) != len(reward_funcs):

@@ -44,6 +44,8 @@ from .report import (
     evaluate_stage,
     general_quality,
     language_consistency,
+    language_scores,
+    off_language_share,
     readable_rate,
     relative_gains,
 )
@@ -59,6 +61,8 @@ __all__ = [
     "evaluate_stage",
     "general_quality",
     "language_consistency",
+    "language_scores",
+    "off_language_share",
     "pipeline_config",
     "readable_rate",
     "relative_gains",

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 TABLE_COLUMNS = ("pass@1", "cons@k", "language_consistency", "readable_rate", "gold_general", "rm_score", "mean_length")
 
 
-def language_consistency(result: EvalResult, reward: RewardFunc = tiny_language_consistency_reward,
-                         task: Task | None = None, examples: Sequence[Example] | None = None) -> float:
-    """Mean language-consistency score over the samples that have language words (1.0 = one language).
+def language_scores(result: EvalResult, reward: RewardFunc = tiny_language_consistency_reward,
+                    task: Task | None = None, examples: Sequence[Example] | None = None) -> list[float | None]:
+    """The language-consistency score of every sample of ``result``, row by row (None: no language words).
 
     With ``task`` and ``examples`` (those ``result`` evaluated) each sample is judged against its own
     prompt's language; without, against the first language.
@@ -38,8 +38,22 @@ def language_consistency(result: EvalResult, reward: RewardFunc = tiny_language_
     if examples is not None and len(examples) != len(rows):
         raise ValueError(f"{len(examples)} examples for {len(rows)} evaluated rows")
     prompts = [task.prompt(e) for e, row in zip(examples, rows) for _ in row] if task else [None] * sum(map(len, rows))
-    scores = [s for s in reward(prompts, [c for row in rows for c in row]) if s is not None]
+    return reward(prompts, [c for row in rows for c in row])
+
+
+def language_consistency(result: EvalResult, reward: RewardFunc = tiny_language_consistency_reward,
+                         task: Task | None = None, examples: Sequence[Example] | None = None) -> float:
+    """Mean language-consistency score over the samples that have language words (1.0 = one language);
+    see :func:`language_scores` for ``task`` and ``examples``."""
+    scores = [s for s in language_scores(result, reward, task, examples) if s is not None]
     return sum(scores) / len(scores) if scores else 1.0
+
+
+def off_language_share(result: EvalResult, reward: RewardFunc = tiny_language_consistency_reward,
+                       task: Task | None = None, examples: Sequence[Example] | None = None) -> float:
+    """Share of all samples whose reasoning uses a word outside its prompt's language (consistency below 1)."""
+    scores = language_scores(result, reward, task, examples)
+    return sum(1 for s in scores if s is not None and s < 1.0) / max(1, len(scores))
 
 
 def readable_rate(result: EvalResult) -> float:

@@ -17,8 +17,9 @@ from ..grpo import GRPOTrainer
 from ..models import ModelSpec, load_model_and_tokenizer
 from ..rejection import interleave_sft, rejection_sample, sample_batches
 from ..reward_model import RewardModel, RewardModelTrainer, reward_model_from
-from ..rewards import RewardFunc, for_task, format_reward, make_accuracy_reward, readable_format_reward
-from ..sft import SFTExample, SFTTrainer, load_sft_jsonl, save_sft_jsonl
+from ..records import PromptCompletion, load_jsonl, save_jsonl
+from ..rewards import RewardFunc, format_reward, make_accuracy_reward, readable_format_reward, scoped_to_task
+from ..sft import SFTTrainer
 from ..tasks.base import Example, Task
 from ..tasks.bilingual import BilingualTask, pose_in_languages
 from ..tasks.general import GeneralTask
@@ -80,7 +81,7 @@ class Pipeline(StageBookkeeping):
         return self.train_stage(stage, start, lambda model, tokenizer, out: GRPOTrainer(
             model, tokenizer, task, rewards, train, config, out, eval_examples=evaluation, progress=self.progress))
 
-    def _sft(self, stage: str, start: str, config: SFTConfig, examples: list[SFTExample]) -> Path:
+    def _sft(self, stage: str, start: str, config: SFTConfig, examples: list[PromptCompletion]) -> Path:
         return self.train_stage(stage, start, lambda model, tokenizer, out: SFTTrainer(
             model, tokenizer, examples, config, out, eval_task=self.task, eval_examples=self.eval_examples,
             progress=self.progress))
@@ -193,10 +194,10 @@ class Pipeline(StageBookkeeping):
         """Stage 4: one RL run over reasoning and general prompts; every reward abstains off its kind."""
         scorer = self.scorer()
         rewards = [
-            for_task(make_accuracy_reward(self.task), "reasoning"),
-            for_task(readable_format_reward, "reasoning"),
-            for_task(self.config.language_reward(), "reasoning"),
-            for_task(scorer.as_reward_func("reward_model"), "general"),
+            scoped_to_task(make_accuracy_reward(self.task), "reasoning"),
+            scoped_to_task(readable_format_reward, "reasoning"),
+            scoped_to_task(self.config.language_reward(), "reasoning"),
+            scoped_to_task(scorer.as_reward_func("reward_model"), "general"),
         ]
         task = MixtureTask.of(reasoning=self.task, general=self.general)
         share = self.config.rejection.non_reasoning_fraction
@@ -208,12 +209,12 @@ class Pipeline(StageBookkeeping):
 
     # ------------------------------------------------------------------ data stages
 
-    def cold_start_data(self) -> list[SFTExample]:
+    def cold_start_data(self) -> list[PromptCompletion]:
         """The cold-start set (built once, then read back from ``cold_start_data/cold_start.jsonl``)."""
         cfg = self.config.cold_start
         path = self.folder("cold_start_data") / "cold_start.jsonl"
 
-        def build() -> tuple[list[SFTExample], dict[str, Any]]:
+        def build() -> tuple[list[PromptCompletion], dict[str, Any]]:
             # A few prompts in the second language: annotators wrote R1's cold start, mostly in one language.
             prompts = self.zero_train[: cfg.num_prompts]
             if self.task is not self.zero_task:
@@ -229,17 +230,17 @@ class Pipeline(StageBookkeeping):
                 raise ValueError("the cold-start set is empty: no sample of R1-Zero verified; train R1-Zero longer")
             if cfg.size is not None and len(examples) < cfg.size:
                 raise ValueError(f"only {len(examples)} cold-start examples verified, fewer than size={cfg.size}")
-            save_sft_jsonl(examples, path)
+            save_jsonl(examples, path)
             return examples, {"examples": len(examples), "prompts": len(prompts), "source": cfg.source}
 
-        return self.run_once("cold_start_data", build, lambda: load_sft_jsonl(path))
+        return self.run_once("cold_start_data", build, lambda: load_jsonl(path))
 
-    def rejection_data(self) -> list[SFTExample]:
+    def rejection_data(self) -> list[PromptCompletion]:
         """Stage 3's mix: filtered reasoning samples of stage 2 and reward-model-chosen general replies."""
         cfg = self.config.rejection
         path = self.folder("rejection_data") / "rejection.jsonl"
 
-        def build() -> tuple[list[SFTExample], dict[str, Any]]:
+        def build() -> tuple[list[PromptCompletion], dict[str, Any]]:
             model, tokenizer = self.load(self.reasoning_rl())
             reasoning, counts = self._filtered_reasoning(model, tokenizer, cfg)
             if not reasoning:
@@ -248,19 +249,19 @@ class Pipeline(StageBookkeeping):
             wanted = math.floor(len(reasoning) * cfg.non_reasoning_fraction / (1 - cfg.non_reasoning_fraction))
             general = self._best_general(model, tokenizer, cfg, wanted)
             mix = interleave_sft(reasoning, general[:wanted], self.config.seed)
-            save_sft_jsonl(mix, path)
+            save_jsonl(mix, path)
             return mix, {**counts, "reasoning_kept": len(reasoning), "general_kept": min(len(general), wanted),
                          "examples": len(mix)}
 
-        return self.run_once("rejection_data", build, lambda: load_sft_jsonl(path))
+        return self.run_once("rejection_data", build, lambda: load_jsonl(path))
 
-    def _filtered_reasoning(self, model, tokenizer, cfg: RejectionSamplingConfig) -> tuple[list[SFTExample], dict]:
+    def _filtered_reasoning(self, model, tokenizer, cfg: RejectionSamplingConfig) -> tuple[list[PromptCompletion], dict]:
         kept, counts, _ = rejection_sample(model, tokenizer, self.task, self.train_examples[: cfg.num_prompts],
                                            cfg.samples_per_prompt, cfg.temperature, cfg.max_tokens, self.config.seed + 3,
                                            language_reward=self.config.language_reward())
         return kept, counts
 
-    def _best_general(self, model, tokenizer, cfg: RejectionSamplingConfig, wanted: int) -> list[SFTExample]:
+    def _best_general(self, model, tokenizer, cfg: RejectionSamplingConfig, wanted: int) -> list[PromptCompletion]:
         scorer, n = self.scorer(), cfg.general_samples_per_prompt
         requests = self.general_train[: min(len(self.general_train), 2 * wanted + 8)]  # some fail the score threshold
         chosen = []
@@ -272,7 +273,7 @@ class Pipeline(StageBookkeeping):
                 own = scores[i * n : (i + 1) * n]
                 best = group.best(own)
                 if best is not None and own[best] >= cfg.min_reward_score and group.texts[best].strip():
-                    chosen.append(SFTExample(group.prompt, group.texts[best]))
+                    chosen.append(PromptCompletion(group.prompt, group.texts[best]))
         return chosen
 
     # ------------------------------------------------------------------ everything

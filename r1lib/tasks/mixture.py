@@ -2,7 +2,7 @@
 
 Each example carries the name of its task in ``info["task"]``; prompts and answer checks are
 routed to that task, and the name reaches reward functions as the ``task`` column, so that each
-reward can score only its own kind of prompt (:func:`r1lib.rewards.for_task`).
+reward can score only its own kind of prompt (:func:`r1lib.rewards.scoped_to_task`).
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ import torch
 from ..causal_lm import CausalLMTrainer, CrossEntropyLoss, Rows, length_grouped
 from ..checkpoint import atomic_write_text, save_checkpoint
 from ..configs import TrainingConfig
+from .. import records
 from ..records import Encoded, encode
-from ..records import collate as collate_rows
 from ..evaluate import evaluate
 from ..format import ANSWER_OPEN, THINK_OPEN
 from ..stream import RandomStream
@@ -66,7 +66,7 @@ class PretrainConfig(TrainingConfig):
 def collate(tokenizer, documents: list[Document]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Token ids, attention mask and labels of ``documents`` as one right-padded batch of one document
     per row, as pretraining's micro-batches hold them; the labels cover the reply only."""
-    batch = collate_rows([[encode(tokenizer, *d)] for d in documents], tokenizer.pad_token_id, attention_mask=True)
+    batch = records.collate([[encode(tokenizer, *d)] for d in documents], tokenizer.pad_token_id, attention_mask=True)
     return batch["input_ids"], batch["attention_mask"], batch["labels"]
 
 

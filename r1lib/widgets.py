@@ -118,10 +118,11 @@ class LiveCurves(TrainerCallback):
             display(self._figure)
 
 
-def show_source(*objects: Any) -> str:
+def show_source(*objects: Any) -> None:
     """Display the library's own source of functions or methods (not a copy that could drift).
 
-    In a notebook it renders as a highlighted code block; elsewhere it is printed. Returns the text.
+    In a notebook it renders as a highlighted code block; elsewhere it is printed. It returns
+    ``None``, so that a call ending a notebook cell leaves no second copy as the cell's value.
     """
     text = "\n\n".join(textwrap.dedent(inspect.getsource(obj)).rstrip() for obj in objects)
     try:
@@ -133,7 +134,6 @@ def show_source(*objects: Any) -> str:
         display(Markdown(f"```python\n{text}\n```"))
     else:
         print(text)
-    return text
 
 
 def say(markdown: str) -> None:

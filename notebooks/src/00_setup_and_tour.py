@@ -49,7 +49,7 @@ print("search accepts any right pair:", search.check_answer("9+8", search.make_e
 # %% [markdown]
 # ## The model and the tokenizer
 #
-# `build_experiment` turns a profile into everything a run needs: model, tokenizer, task, disjoint train/eval examples and the two R1-Zero rewards. On the GPU profile it downloads Qwen2.5 and GSM8K; on the CPU profile it loads the shipped tiny base from `data/tiny-base/` and *generates* its problems (`task="search"` picks the other reasoning task).
+# `build_experiment` turns a profile into everything a run needs: model, tokenizer, task, disjoint train/eval examples and the two rewards of R1-Zero's kind, accuracy and format (with a deliberate difference, below). On the GPU profile it downloads Qwen2.5 and GSM8K; on the CPU profile it loads the shipped tiny base from `data/tiny-base/` and *generates* its problems (`task="search"` picks the other reasoning task).
 
 # %%
 from r1lib.experiment import build_experiment
@@ -75,7 +75,9 @@ print(pieces)
 # %% [markdown]
 # ## One rollout from the base model
 #
-# `rollout` samples `G` completions for each prompt with a KV cache, and returns token ids, masks, texts and truncation flags. This is exactly what GRPO does at every step. We score each completion with the two R1-Zero rewards: **accuracy** (is the `<answer>` right?) and **format** (is it `[<think>…</think>]<answer>…</answer>`?).
+# `rollout` samples `G` completions for each prompt with a KV cache, and returns token ids, masks, texts and truncation flags. This is exactly what GRPO does at every step. We score each completion with the course's two rule rewards: **accuracy** (is the `<answer>` right?) and **format** (is it `[<think>…</think>]<answer>…</answer>`?).
+#
+# The brackets mark a deliberate difference from R1-Zero. In the DeepSeek-R1 paper, R1-Zero's template asked the model to reason inside `<think>` tags before answering, and its format reward required the tags. Here the `<think>` block is optional: a bare `<answer>` is well formed too, and the tiny world's prompt is the bare expression, with no instruction at all. (On the GPU profile the system prompt paraphrases R1-Zero's template, but the format reward is the same.) So whether to reason at all is left to the model, and RL has to find out that it pays. In that one respect the tiny world is a stricter test of "reasoning emerges" than R1-Zero was, where the template had already asked for it.
 
 # %%
 from r1lib.rollout import render_prompts, rollout

@@ -55,7 +55,9 @@ money = Example("How much?", "1234")
 print([gsm.check_answer(a, money) for a in ["1234", "$1,234.00", "about 1234 dollars", "1243"]])
 
 # %% [markdown]
-# ## The two R1-Zero rewards
+# ## The accuracy and format rewards
+#
+# R1-Zero was trained on two rule rewards: is the answer right, and is the output in the required format. The course keeps both, with one deliberate change to the format. In the DeepSeek-R1 paper, R1-Zero's template asked the model to reason inside `<think>` tags before answering, and the format reward required the tags. `r1lib`'s `format_reward` makes the `<think>` block optional: a direct `<answer>9</answer>` is well formed too (second line below). The model is therefore free not to reason, and any reasoning that appears in notebook 03 was chosen because it paid, not because the format demanded it.
 #
 # Rewards in `r1lib` have TRL's signature, `f(prompts, completions, **columns) -> list[float | None]`, so they plug into TRL's `GRPOTrainer` unchanged (notebook 08). Dataset columns such as `answer` arrive as keyword arguments.
 
@@ -126,7 +128,7 @@ print("repetition penalty:", repetition(None, ["one two three four five six", "s
 # %% [markdown]
 # ## Why rules resist hacking — and a reward that does not
 #
-# The accuracy reward looks at one thing only: the content of the last answer block, compared exactly with the reference. A completion with no answer gets nothing. There is nothing to game but being right.
+# The accuracy reward looks at one thing only: the content of the last answer block, compared exactly with the reference. A completion with no answer gets nothing, and a wrong answer gets nothing, however it is dressed. It is not unbeatable, though: a guess that happens to be right is paid in full, like a reasoned answer, so a policy can earn reward by guessing. It just cannot earn more than the guess's chance of being right, so guessing never pays better than being right.
 #
 # Now a reward that looks just as reasonable: it **punishes wrong answers**, `0` for a wrong answer and `1` otherwise. Its author thought of right and wrong answers, but not of a completion that gives *no* answer at all, for instance one that is cut off at the length limit before it finishes:
 
@@ -196,7 +198,7 @@ say(f"The lenient reward reports **{final(lenient_history, 'reward'):.2f}** whil
     f"lenient reward, {cut_exact:.2f} with the exact one.")
 
 # %% [markdown]
-# **What it means.** The policy found the hole. On chains it cannot finish within 32 tokens, an exact-reward policy has one option, a guess, and a guess is usually wrong; the lenient-reward policy has a better one: start reasoning and never finish, because an unfinished completion is "not wrong". The share of completions cut off at the limit grows to show it. Look at what the hole did *not* do: it did not make the model much worse at the task (the two runs' true accuracies are close, within a few standard errors). It made the *reward* lie. Training curves, model selection and every decision based on the reward now overstate the model, and every further step optimises the lie.
+# **What it means.** The policy found the hole. On chains it cannot finish within 32 tokens, an exact-reward policy has one option, a guess, and a guess is usually wrong; the lenient-reward policy has a better one: start reasoning and never finish, because an unfinished completion is "not wrong". Read the cut-off curves with care: the share of completions cut off at the limit rises in *both* panels, because both policies reason more as training goes on (a direct answer is a few tokens; only a reasoning trace on a long chain reaches the limit). The growth alone is not the hack; the difference between the runs is. Over the last 10 steps more completions are cut off with the lenient reward than with the exact one (the shares are in the sentence above), and the lenient reward pays each unfinished one as "not wrong", so its reported reward sits far above the true accuracy. Look at what the hole did *not* do: it did not make the model much worse at the task (the two runs' true accuracies are close, within a few standard errors). It made the *reward* lie. Training curves, model selection and every decision based on the reward now overstate the model, and every further step optimises the lie.
 #
 # This is the worry behind DeepSeek's choice of rewards for reasoning. R1 scored reasoning with rules only (an exact answer check and a format check), and the paper explains why it did not use a neural reward model there: a learned reward is a proxy of the goal, and large-scale RL finds the places where proxy and goal part. Our lenient reward is a hand-written proxy, not a neural one, and it was gamed at once; a learned proxy has more such places, and they are harder to see. Where no rule can judge (a polite reply, a helpful answer), R1's last stage did use reward models, with care: notebook 06.
 #

@@ -6,7 +6,7 @@
 # 1. the whole objective, as one formula;
 # 2. group advantages for four rollouts with rewards `[1, 1, 0, 0]`;
 # 3. the clipped surrogate, and a real update in which the clip fires;
-# 4. the k3 estimator of the KL divergence to a frozen reference;
+# 4. the k3 estimator of the KL divergence to a reference policy;
 # 5. how the loss is normalised over tokens, and the **length bias** one of those choices creates;
 # 6. why no value network: PPO's critic against GRPO's group baseline, and the memory that saves.
 
@@ -31,7 +31,7 @@ print(describe(get_profile()))
 #
 # * the **probability ratio** of token $t$: $\rho_{i,t} = \dfrac{\pi_\theta(o_{i,t} \mid q, o_{i,<t})}{\pi_{\text{old}}(o_{i,t} \mid q, o_{i,<t})}$;
 # * the **group advantage**: $A_i = \dfrac{r_i - \operatorname{mean}(r_1..r_G)}{\operatorname{std}(r_1..r_G)}$, the same for every token of $o_i$;
-# * the **k3 estimate of the KL** to the frozen reference $\pi_{\text{ref}}$: $\mathbb{D}_{i,t} = \dfrac{\pi_{\text{ref}}}{\pi_\theta} - \log\dfrac{\pi_{\text{ref}}}{\pi_\theta} - 1$.
+# * the **k3 estimate of the KL** to the reference policy $\pi_{\text{ref}}$: $\mathbb{D}_{i,t} = \dfrac{\pi_{\text{ref}}}{\pi_\theta} - \log\dfrac{\pi_{\text{ref}}}{\pi_\theta} - 1$.
 #
 # The R1 paper writes the same objective per sequence (one ratio per completion); implementations, r1lib's and TRL's included, apply it per token as above. Two of its choices are up for debate, and `r1lib` exposes both: whether to divide by the std (`scale_rewards`), and how to average over tokens (`loss_type`; the $\frac{1}{|o_i|}$ above is the original `"grpo"`). The loss to *minimise* is $-\mathcal{J}$.
 #
@@ -128,9 +128,14 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # Flat regions are where clipping stops the gradient: above 1.2 when $A>0$, below 0.8 when $A<0$.
 #
-# But notice when the ratio can differ from 1 at all. On the **first** update of a freshly sampled batch, $\pi_\theta = \pi_{\text{old}}$: every ratio is exactly 1 and the clip does nothing. It only fires when a batch is used for **more than one** update (`num_iterations` > 1, as in PPO's several epochs per batch). With `num_iterations=1`, R1-Zero's setting in notebook 03, the clip never acts; the step size is held by the learning rate and the KL alone.
+# But notice when the ratio can differ from 1 at all. On the **first** update of a freshly sampled batch, $\pi_\theta = \pi_{\text{old}}$: every ratio is exactly 1 and the clip does nothing. It only fires when completions sampled by the policy are still being trained on after the policy has moved. There are two ways to get there:
 #
-# Let us watch it fire. We sample one group from the base model, then take two updates on the same batch, the way `GRPOTrainer` does with `num_iterations=2`, and count the tokens whose ratio left the trust region $[1-\epsilon, 1+\epsilon]$ in the direction their advantage pushes.
+# * **reuse a batch** for several updates (`num_iterations` > 1, as in PPO's several epochs per batch);
+# * **spread one batch of rollouts over several updates**, one mini-batch each. This is what R1-Zero did. The Nature paper's methods give the numbers: 32 questions × 16 outputs = 512 completions per training step; each rollout produced 8,192 outputs, split at random into 16 mini-batches of 512 (one training step each) and trained on for a single pass. Only the first of those 16 updates sees ratios of exactly 1; the other 15 train on completions sampled by an older policy, their ratios move away from 1, and the clip can act. (For R1's first RL stage the paper set the clip ratio ε to 10 and noted that a lower value cut off the gradient of many tokens, which only happens when ratios move.) TRL does the same when one generation batch spans several optimizer steps (`steps_per_generation` larger than `gradient_accumulation_steps`); it then computes the sampling policy's log-probabilities for the ratio.
+#
+# The course's runs (notebook 03) do neither: `num_iterations=1` and one update per sampled batch, so there the clip never acts and the step size is held by the learning rate and the KL alone.
+#
+# Let us watch it fire, the simplest way. We sample one group from the base model, then take two updates on the same batch, the way `GRPOTrainer` does with `num_iterations=2`, and count the tokens whose ratio left the trust region $[1-\epsilon, 1+\epsilon]$ in the direction their advantage pushes.
 
 # %%
 from r1lib.experiment import build_experiment
@@ -185,7 +190,7 @@ say(f"The first update saw every ratio at exactly 1 and clipped **{clipped_token
 # %% [markdown]
 # ## 4. The KL penalty, and the k3 estimator
 #
-# R1 keeps the policy near a frozen reference with $\beta\,\mathrm{KL}(\pi_\theta\,\|\,\pi_{\text{ref}})$, estimated per token with Schulman's "k3" estimator, $\delta = \log\pi_{\text{ref}} - \log\pi_\theta$, $k_3 = e^{\delta} - \delta - 1 \ge 0$. It is never negative, and its average over tokens sampled from $\pi_\theta$ is an **unbiased** estimate of the KL. We check both on two small distributions.
+# R1 keeps the policy near a reference policy with $\beta\,\mathrm{KL}(\pi_\theta\,\|\,\pi_{\text{ref}})$. The reference was not frozen for the whole run: the Nature paper's methods say that every 400 steps R1-Zero's reference was replaced by the latest policy (notebook 08's table), so the penalty holds each stretch of training near where it began, not the whole run near the base. `r1lib` and TRL offer the same (`sync_ref_model=True`, `ref_model_sync_steps=400`, `ref_model_mixup_alpha=1.0`); the course's runs keep the base as a frozen reference. The KL is estimated per token with Schulman's "k3" estimator, $\delta = \log\pi_{\text{ref}} - \log\pi_\theta$, $k_3 = e^{\delta} - \delta - 1 \ge 0$. It is never negative, and its average over tokens sampled from $\pi_\theta$ is an **unbiased** estimate of the KL. We check both on two small distributions.
 
 # %%
 p = torch.tensor([0.5, 0.3, 0.2]); q = torch.tensor([0.2, 0.5, 0.3])
@@ -263,7 +268,7 @@ for name, parameters in [(f"this notebook's model ({own / 1e6:.2f}M)", own), ("D
     print(f"a critic the size of {name}: {parameters * BYTES_PER_TRAINABLE_PARAMETER / 2**30:,.3f} GiB of training state saved")
 
 # %% [markdown]
-# **What it means.** Everything GRPO does fits in the thirty lines at the top: centre the rewards of a group, weight each token's log-probability ratio by its completion's advantage, keep the ratio inside a trust region when a batch is reused, and stay near a reference. One update on the base model moved probability from the wrong completions of a group to the right ones, with no value network and no reward model: the group was its own baseline. Notebook 03 repeats this hundreds of times, from the base model, and watches what behaviour emerges.
+# **What it means.** Everything GRPO does fits in the thirty lines at the top: centre the rewards of a group, weight each token's log-probability ratio by its completion's advantage, keep the ratio inside a trust region when completions outlive the policy that sampled them (a reused batch, or one spread over several updates), and stay near a reference. One update on the base model moved probability from the wrong completions of a group to the right ones, with no value network and no reward model: the group was its own baseline. Notebook 03 repeats this hundreds of times, from the base model, and watches what behaviour emerges.
 #
 # ## Exercises
 # 1. Set `epsilon_high=0.28` (DAPO's "clip-higher") and redraw the clipped objective. Which side changes?

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 03 · R1-Zero: reinforcement learning from the base model
 #
-# **What we will see.** DeepSeek-R1-Zero was trained with GRPO straight from a base model, with no supervised fine-tuning. The only signals were *is the answer right?* and *is the format right?* Nobody told it to reason at length. Yet over training (figures from the Nature paper)
+# **What we will see.** DeepSeek-R1-Zero was trained with GRPO straight from a base model, with no supervised fine-tuning. The only rewards were *is the answer right?* and *is the format right?* Its template asked it to reason inside `<think>` tags before answering, and the format reward required the tags, but nothing said how to reason or for how long. Yet over training (figures from the Nature paper)
 #
 # * accuracy rose: AIME 2024 pass@1 from 15.6% to 77.9%, and 86.7% with self-consistency (majority vote, notebook 04);
 # * responses grew longer: the model learned to spend more tokens thinking;
@@ -175,7 +175,7 @@ say(f"At step 0, {min(v[0] for v in mixing.values()):.0%}–{max(v[0] for v in m
     f"Multi-stage R1 fixes this with a language-consistency reward and a readable cold start: notebooks 05 and 06.")
 
 # %% [markdown]
-# **What it means.** Nobody told the model to think. It was rewarded only for right answers in the right format, and it discovered that the rare step-by-step behaviour of its pretraining gets more answers right. RL amplified it: reasoning became the default, completions got longer, and accuracy climbed towards what the base could reach when *forced* to reason. That is the R1-Zero signature. Its ceiling is set by the base: RL sharpened an ability the base already had, it did not create arithmetic from nothing. And it amplified the base's habits along with its skills, language mixing included.
+# **What it means.** Here, unlike in R1-Zero, nobody told the model to think. R1-Zero's template asked for reasoning inside `<think>` tags and its format reward required them; the tiny world's prompt is the bare expression and its format reward accepts a direct answer (notebook 01). That is a deliberate departure: whether to reason at all was left to RL, which makes this run a stricter test of emergence on that one point, not a copy of R1-Zero's setting. The model was rewarded only for right answers in a well-formed output, and it discovered that the rare step-by-step behaviour of its pretraining gets more answers right. RL amplified it: reasoning became the default, completions got longer, and accuracy climbed towards what the base could reach when *forced* to reason. That is the R1-Zero signature. Its ceiling is set by the base: RL sharpened an ability the base already had, it did not create arithmetic from nothing. And it amplified the base's habits along with its skills, language mixing included.
 #
 # ### What DeepSeek tried and dropped
 #

@@ -6,7 +6,7 @@
 # * **pass@1 averaged over k samples.** The paper samples several answers per question at temperature 0.6 and reports the mean accuracy, because greedy decoding of a reasoning model is unstable and repetitive.
 # * **pass@k**: is *any* of k samples right? Sampling k answers and checking is itself an unbiased but noisy way to measure it; the estimator below is unbiased too and has less variance.
 # * **cons@k** (self-consistency): the majority vote of k samples. In the Nature paper, R1-Zero scored 77.9% pass@1 on AIME 2024 and 86.7% with self-consistency. (The earlier arXiv version reported 71.0% pass@1 and 86.7% cons@64.)
-# * **The aha moment.** During RL the paper saw reflection words such as "wait" suddenly become much more frequent, with the model re-examining its steps. We show when and why that happens in the tiny world: not on chains, but on the search task, where checking a candidate is easier than finding the answer.
+# * **The aha moment.** During RL the paper saw reflection words such as "wait" become much more frequent, suddenly in its telling, with the model re-examining its steps. We show when and why that happens in the tiny world: not on chains, but on the search task, where checking a candidate is easier than finding the answer. (In the tiny world the rise is not sudden; we measure how it spreads over the steps.)
 # * A **completion browser** to read what the model actually wrote.
 
 # %%
@@ -50,7 +50,7 @@ print("final checkpoint:", final.name)
 #
 # We sample `k` completions per held-out question from the base model and from the final R1-Zero checkpoint. For a question with `n` samples of which `c` are right, the unbiased pass@k is
 # $$\text{pass@}k = 1 - \binom{n-c}{k} \Big/ \binom{n}{k},$$
-# the chance that at least one of `k` samples drawn without replacement from the `n` is right. Why not just plug the observed rate $c/n$ into $1-(1-c/n)^k$? Because that is biased: it understates pass@k (Jensen's inequality on a convex function of a noisy estimate). The combinatorial form uses all $n$ samples and is exactly unbiased. A check by hand: with `n=4, c=1`, pass@2 = 1 − C(3,2)/C(4,2) = 1 − 3/6 = 0.5.
+# the chance that at least one of `k` samples drawn without replacement from the `n` is right. Why not just plug the observed rate $c/n$ into $1-(1-c/n)^k$? Because that is biased: it understates pass@k (Jensen's inequality: $1-(1-p)^k$ is concave in $p$, so its value at a noisy estimate of $p$ is too low on average). The combinatorial form uses all $n$ samples and is exactly unbiased. A check by hand: with `n=4, c=1`, pass@2 = 1 − C(3,2)/C(4,2) = 1 − 3/6 = 0.5.
 
 # %%
 print("pass@2 with n=4, c=1:", pass_at_k(4, 1, 2))
@@ -93,6 +93,8 @@ plt.show()
 # Notebook 03 showed reasoning and length rising on chains, but not reflection. That is not a failure of RL, it is a property of the chain task: checking a step of a chain is exactly as hard as doing it, so a trace that says "wait" and redoes a step gains nothing. Reflection can only pay where **checking a candidate is much easier than producing the answer**.
 #
 # The search task is built that way. `3859=7` asks for two of the digits whose sum ends in 7. A guessed pair is often wrong; checking a pair is one step (`3+8=1`, not 7). The base saw three kinds of search documents in pretraining: direct guesses (most), careless traces that check the first pair and answer it even when it fails, and a few diligent traces that say `wait` after a failed check and try the next pair until one works.
+#
+# So be clear about what `wait` is here: the word that separates one try from the next in a search loop (`<think>3+8=1 wait 3+5=8 wait …</think>`), learned from those diligent documents. It is not the model rereading its own reasoning in words, as in the paper's example. Counting it measures how often the model keeps searching after a failed check, and that is all it measures.
 #
 # First, which reflection words can the tiny model say at all? The paper tracked ten. In the tiny world's tokenizer, only `wait` is a single token, with `espera` as its second-language twin; the others can only be spelled letter by letter and never appear in the corpus:
 
@@ -148,7 +150,7 @@ say(f"Reflection: **{overall[0]:.1%} → {overall[-1]:.1%}** of all samples, **{
     f"tokens; {aha_seconds:.0f}s of RL in this session.")
 
 # %% [markdown]
-# How fast did it happen? The training log has the share of sampled completions that reflect at every step; in windows of 10 steps:
+# How fast did it happen? The paper describes the rise of its reflection words as sudden. The training log has the share of sampled completions that reflect at every step; in windows of 10 steps we can see whether the tiny world's rise is a jump or a climb:
 
 # %%
 window = 10
@@ -160,14 +162,21 @@ steepest = max(range(len(jumps)), key=lambda i: jumps[i]) if jumps else 0
 # A diligent search that succeeds on its first pair never says wait: the share of problems whose first pair fails
 # is the ceiling of reflection per trace.
 ceiling = sum(not search_exp.task.search_steps(e)[0][1] for e in search_exp.eval_examples) / len(search_exp.eval_examples)
+# A jump puts most of the climb into one window; a gradual rise spreads it over several.
+first_window, peak_window = windows[0][2], max(v for _, _, v in windows)
+climb = peak_window - first_window
+steepest_share = jumps[steepest] / climb if jumps and climb > 0 else 1.0
+most_of_climb = next(w for w in windows if w[2] >= first_window + 0.9 * climb)  # the first window at 90% of the climb
 if jumps:
     say(f"The largest change between two windows is **+{jumps[steepest]:.0%}**, from steps {windows[steepest][0]}–"
-        f"{windows[steepest][1]} to {windows[steepest + 1][0]}–{windows[steepest + 1][1]}. At the end, "
+        f"{windows[steepest][1]} to {windows[steepest + 1][0]}–{windows[steepest + 1][1]}. That is "
+        f"**{steepest_share:.0%}** of the whole climb from {first_window:.0%} (steps 1–{window}) to the peak of "
+        f"{peak_window:.0%}, and the rate first covers 90% of the climb in steps {most_of_climb[0]}–{most_of_climb[1]}: "
+        f"a gradual rise over several windows, not the sudden jump of the paper's telling. At the end, "
         f"{per_trace[-1]:.0%} of reasoning traces reflect, against a ceiling of {ceiling:.0%}: the share of problems "
         f"whose first pair fails, where a search has to go on.")
 
 # %% [markdown]
-# Both languages' reflection words, before and after:
 # Both languages' reflection words, before and after:
 
 # %%
@@ -194,13 +203,13 @@ show_html(html_table(["problem", "base", "after RL"], [[f"{e.question}", b, a] f
                      [[None, green if ok else red, green] for _, _, ok, _ in shown]))
 
 # %% [markdown]
-# **How to read it.** The base already *knew* diligent search: a few of its pretraining documents showed it, and it sometimes produced it. RL did not invent reflection; it found that traces which go on after a failed check are right far more often than guesses or careless traces, and amplified them. Three conditions made that possible (the README's section on the tiny world tells how the first two were found while building it):
+# **How to read it.** The base already *knew* diligent search: a few of its pretraining documents showed it, and it sometimes produced it. RL did not invent reflection; it found that traces which go on after a failed check are right far more often than guesses or careless traces, and amplified them. Three conditions made that possible:
 #
 # * **reflection must pay**: in the chain task, re-checking a step costs as much as the step, and nothing makes `wait` worth its tokens there;
 # * **the shortcut must not be learnable**: direct answers in the search documents are guesses, so there is no one-shot answer for the model to learn instead of searching;
 # * **the behaviour must exist in the base**, however rarely, so that sampling finds it and the group advantage can reward it.
 #
-# That is also the honest reading of R1-Zero's aha moment, as later studies of base models found: self-reflection was already present, rarely, in the base model, and RL made it frequent because it paid.
+# That is also how we read R1-Zero's aha moment, and it agrees with a later study of base models: Liu et al. (2025), "Understanding R1-Zero-Like Training: A Critical Perspective" (arXiv:2503.20783), found self-reflection, "aha" moments included, in the outputs of base models, DeepSeek-V3-Base among them, before any RL. The tiny world shows the other half on a small scale: RL made a rare behaviour of the base frequent, on the task where it paid.
 #
 # ## Reading completions
 #
@@ -267,4 +276,6 @@ if profile.name == "cpu":
     assert aha_seconds <= 300, aha_seconds
     assert shown, "no successful wait -> retry to show"
     assert per_trace[-1] <= ceiling + 0.05  # reflection where a search has to go on, not a verbal tic
+    assert steepest_share <= 0.5, (steepest_share, windows)  # "gradual": no window holds most of the climb
+    assert most_of_climb[0] > window + 1, (most_of_climb, windows)  # and it takes more than two windows
 print("all checks passed")

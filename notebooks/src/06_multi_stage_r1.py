@@ -180,8 +180,19 @@ say(f"From the base: pass@1 {b['pass@1'][0]:.3f} ± {b['pass@1'][1]:.3f}, gold {
     f"{b['gold_general'][1]:.3f}. From stage 2: pass@1 {s2['pass@1'][0]:.3f} ± {s2['pass@1'][1]:.3f}, gold "
     f"{s2['gold_general'][0]:.3f} ± {s2['gold_general'][1]:.3f}.")
 
+
+def differ(a, b):
+    return abs(a[0] - b[0]) > 2 * float(np.hypot(a[1], b[1]))
+
+
+say(("Starting from stage 2 keeps what its RL added to reasoning: pass@1 differs by more than twice its error. "
+     if differ(b["pass@1"], s2["pass@1"]) else "Pass@1 does not differ by more than twice its error. ")
+    + ("Gold general quality differs too." if differ(b["gold_general"], s2["gold_general"])
+       else "Gold general quality does not differ by more than twice its error: the same mix repairs it from either start.")
+    + " Without a readability debt to clear, the tiny world gives the restart from the base nothing to gain.")
+
 # %% [markdown]
-# **What the tiny world can and cannot say here.** R1's reasons to restart from the base were debts that its stage-2 model carried: readability, and general abilities worn away by reasoning-only RL. The tiny world has the second debt (its stage-2 model answers general requests worse than the base, see the table below) but not the first (the cold start already made it readable). Both start points train on the same mix, which repays the general debt either way, so the two come out within their error bars or close to them. The paper's choice rests on its own debts, at a scale the tiny world does not reach.
+# **What the tiny world can and cannot say here.** R1's reasons to restart from the base were debts that its stage-2 model carried: readability, and general abilities worn away by reasoning-only RL. The tiny world has the second debt (its stage-2 model answers general requests worse than the base, see the table below) but not the first (the cold start already made it readable). Both start points train on the same mix, which repays the general debt either way. What the start point decides here is shown by the sentence below.
 #
 # ## Stage 4: RL for all scenarios
 #
@@ -244,7 +255,7 @@ show_html(html_table(["request", "reply", "reward-model score", "gold verdict"],
                      [[h["request"], h["reply"], f"{h['score']:+.2f}", h["verdict"]] for h in hacks]))
 
 # %% [markdown]
-# **What it means.** The reward model's score rises while the gold judge watches quality fall: that is reward hacking. The hacks are what the reward model cannot see, and the table above shows their kinds. Both containments stop the collapse, the paper's by limiting how long the policy is exposed to the reward model, the KL by limiting how far it may move. Whether either makes replies *better* than stage 3's is the sentence above: a reward model blind to names gives RL little that is true to climb. Improving general replies needs a better judge, which is why R1 used rules wherever a rule exists.
+# **What it means.** The reward model's score rises while the gold judge watches quality fall: that is reward hacking. The hacks are what the reward model cannot see, and the table above shows their kinds. The paper's containment limits how long the policy is exposed to the reward model; the KL limits how far it may move. How much of stage 3's gold each one keeps at this learning rate is in the sentences above the table, and whether either makes replies *better* than stage 3's. A reward model blind to names gives RL little that is true to climb. Improving general replies needs a better judge, which is why R1 used rules wherever a rule exists. Note also the hacked model's reasoning in the table below: trained on general prompts alone, with no rule reward to hold it, it forgets how to reason.
 #
 # ## Stage by stage
 #
@@ -272,7 +283,9 @@ show_html(html_table(["model", *TABLE_COLUMNS], [[name, *(cell(row, c) for c in 
                      monospace=False))
 (pipeline.root / "table.json").write_text(json.dumps(table, indent=1))
 gains = relative_gains(table, "stage 4", "R1-Zero")
-show_html(html_table(["column", "stage 4 against R1-Zero"], [[c, f"{g:+.0%}"] for c, g in gains.items()], monospace=False))
+show_html(html_table(["column", "stage 4 against R1-Zero"],
+                     [[c, f"{g:+.0%}" if np.isfinite(g) else f"from 0 to {s4_value:.2f}"]
+                      for c, g in gains.items() for s4_value in [table["stage 4"][c]]], monospace=False))
 
 # %%
 fig, axes = plt.subplots(1, len(TABLE_COLUMNS), figsize=(3.0 * len(TABLE_COLUMNS), 4.4), sharey=False)
@@ -370,16 +383,20 @@ if profile.is_tiny:
 if profile.name == "cpu":
     # Stage 2 under prompts in two languages, 3 seeds: the drift without the reward, and the reward's effect.
     assert summary[False]["consistency"][0] < cold_consistency - 0.1, (summary, cold_consistency)
-    assert gap > 2 * gap_err and summary[True]["consistency"][0] > 0.9, (gap, gap_err, summary)
+    assert gap > 2 * gap_err and summary[True]["consistency"][0] >= cold_consistency, (gap, gap_err, summary)
     # Reward hacking: the hacked run ends above the contained ones by the reward model, below them by gold.
     for contained in ("final_steps", "kl"):
         assert end["rm_alone"]["rm_score"] > end[contained]["rm_score"], end
-        assert end["rm_alone"]["gold_general"] < end[contained]["gold_general"] - 0.2, end
+        assert end["rm_alone"]["gold_general"] < end[contained]["gold_general"], end
+    assert end["kl"]["gold_general"] > end["rm_alone"]["gold_general"] + 0.3, end  # the KL holds most of stage 3's gold
     assert end["rm_alone"]["gold_general"] < stage3_quality["gold_general"] - 0.3, end  # gold collapses
     assert by_kind["wrong_subject"] < 0.6 and rm_accuracy >= 0.75, by_kind  # the blind spot the hacks exploit
     # The general debt of reasoning-only training, and stage 3 repaying it.
     assert max(table["cold start"]["gold_general"], table["stage 2"]["gold_general"]) < table["base"]["gold_general"]
     assert table["stage 3 (from base)"]["gold_general"] > table["stage 2"]["gold_general"]
     assert table["stage 4, reward model alone (hacked)"]["rm_score"] == max(row["rm_score"] for row in table.values())
+    assert table["stage 4, reward model alone (hacked)"]["gold_general"] == min(row["gold_general"] for row in table.values())
+    assert table["stage 4, reward model alone (hacked)"]["pass@1"] < table["stage 3 (from base)"]["pass@1"] - 0.3  # "forgets how to reason"
+    assert table["stage 4"]["pass@1"] >= table["stage 3 (from base)"]["pass@1"] - 0.03  # rules hold the reasoning
     assert table["stage 4"]["pass@1"] >= table["R1-Zero"]["pass@1"] - 0.05
 print("all checks passed")

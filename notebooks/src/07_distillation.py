@@ -86,6 +86,11 @@ show_source(kd_loss)
 # ## The experiment
 #
 # The comparison is the course's own experiment, `r1lib.course.equal_compute.EqualComputeComparison`, built from the library's trainers; the ledger that charges every method is `r1lib.compute.ComputeLedger`, which reads the `flops/*` metrics every trainer logs. The budget is what GRPO spends on the student in `max_steps` steps. Every other method trains, its learning rate decaying along a cosine over the steps the budget is expected to allow, until its ledger reaches the same total, and the teacher's traces are charged to the methods that use them. Each method's run lives in its own folder under `runs/07_distillation/<profile>/` and resumes after an interruption.
+#
+# Two choices of the comparison shape what it can say:
+#
+# * **The teacher's own training is not charged.** The ledger charges every forward pass of the teacher: sampling the traces (for SFT and logit KD) and scoring the sequences the student trains on (logit KD, on-policy). The GRPO run of notebook 04 that *made* the teacher is in no arm's ledger. The comparison answers the question of someone who already has a teacher: how best to spend a budget on the student. It does not say that distillation is cheaper than RL once the teacher's cost is included.
+# * **GRPO's schedule is not fitted to the budget; the others' are.** Arm (a) is the profile's GRPO run as it stands: `max_steps` steps with GRPO's learning rate, decaying along a cosine over those steps with no warm-up, and its cost *is* the budget, so it always ends exactly on its schedule. The distillation arms (b)–(d) use the distillation settings (their own learning rate and batch): each estimates from the traces' mean length how many steps fit in what is left of the budget, decays its learning rate along a cosine over that many steps after a warm-up of 5% of them, and stops when its ledger reaches the budget or its schedule ends, whichever comes first (the estimate can be off, on-policy's especially, which assumes the student's samples are as long as the teacher's traces). In (e) the SFT part is fitted the same way to half the budget, and the GRPO part runs as many steps as the other half buys at arm (a)'s cost per step, with GRPO's cosine squeezed into those steps.
 
 # %%
 student_path = STUDENTS["quarter student"]

@@ -4,7 +4,7 @@
 # **What we will see.** Everything so far ran on one device with r1lib's own trainers, written to be read. Past one GPU the right tool is an existing engine: TRL's trainers on accelerate, with DeepSpeed ZeRO-3 or FSDP2 to shard the model and vLLM to sample. This notebook is the way out, for every stage of the course:
 #
 # 1. **Memory before the run**: what a step of the gpu profile needs on a free T4, estimated from the model's shape with constants measured on the CPU, and what to change when it does not fit;
-# 2. **The same task and rewards in TRL**: R1-Zero's accuracy and format rewards, unchanged, drive TRL's `GRPOTrainer`; we train the tiny base with both engines on the same settings and compare;
+# 2. **The same task and rewards in TRL**: the course's accuracy and format rewards (notebook 01), unchanged, drive TRL's `GRPOTrainer`; we train the tiny base with both engines on the same settings and compare;
 # 3. **Launch files** for one GPU, several GPUs with ZeRO-3 or FSDP2, and a separate vLLM server, written by `python -m r1lib.scale`;
 # 4. **What changes at real scale**, against the figures DeepSeek reported for R1;
 # 5. **SFT and distillation** on TRL's `SFTTrainer` and GKD trainer.
@@ -187,11 +187,23 @@ scale_table = [
     ["learning rate", f"{tiny_grpo.learning_rate:g} ({tiny_grpo.lr_scheduler_type})", f"{gpu_grpo.learning_rate:g} (LoRA)", "3e-6"],
     ["KL coefficient; reference", f"{tiny_grpo.beta:g}; the base", f"{gpu_grpo.beta:g}; none", "0.001; replaced by the policy every 400 steps"],
     ["compute", f"{seconds_per_step['r1lib'] * tiny_grpo.max_steps / 60:.0f} min on this machine ({tiny_grpo.max_steps} steps)",
-     f"about {seconds * gpu_grpo.max_steps / 60:.0f} min (estimated)", "R1's RL: about 147k H800 GPU-hours, reported as $294k"],
+     f"about {seconds * gpu_grpo.max_steps / 60:.0f} min (estimated)",
+     "about 101k H800 GPU-hours (512 GPUs for about 198 h), $202k at $2 per GPU-hour; all of R1 below"],
 ]
 show_html(html_table(["", "tiny world (cpu)", "gpu profile (T4)", "DeepSeek-R1-Zero"], scale_table, monospace=False))
 
 # %% [markdown]
+# **What R1 cost, as DeepSeek reported it.** The supplementary information of the DeepSeek-R1 paper (Nature, 2025) has a cost table that prices H800 time at $2 per GPU-hour; news reports of the paper (The Register's, for one) give the same GPU counts and hours:
+#
+# | stage | H800 GPU-hours | cost at $2 per GPU-hour |
+# |---|---|---|
+# | DeepSeek-R1-Zero (512 GPUs for about 198 h) | about 101k | $202k |
+# | SFT data creation | about 5k | $10k |
+# | DeepSeek-R1 (512 GPUs for about 80 h) | about 41k | $82k |
+# | **total** | **about 147k** | **$294k** |
+#
+# The $294k is post-training, on top of a base model that already existed. Nature's news story on the paper set it beside about $6M for that base. DeepSeek-V3's technical report (arXiv:2412.19437) gives the details: 2.788M H800 GPU-hours for the base's official training, 2.664M of them pre-training, $5.576M at the same $2 per GPU-hour, which the report says leaves out earlier research and ablation experiments.
+#
 # Three consequences for a run of your own. **Sequence length** dominates memory and time: logits and activations grow with it, and the longest completion sets the step's duration, which is why large runs separate generation (vLLM, continuous batching) from training. **Batch size** sets the variance of the gradient: 512 samples per step at R1's scale, a few dozen on a T4. **The reference** costs a full copy of the weights unless, as with LoRA, it is the base with the adapter switched off; at R1's scale it is refreshed so that the KL term does not hold the policy near a model it has long outgrown.
 #
 # ## 5. SFT and distillation

@@ -86,7 +86,7 @@ for (lc, seed), folder in runs.items():
     result = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=7)
     ablation[(lc, seed)] = {"consistency": language_consistency(result, config.language_reward(), pipeline.task,
                                                                 pipeline.eval_examples), "pass@1": result.pass_at_1}
-model, tokenizer = pipeline.load(pipeline.model_of("cold_start"))
+model, tokenizer = pipeline.load(pipeline.cold_start())  # trained first when notebook 05 has not run
 cold = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=7)
 cold_consistency = language_consistency(cold, config.language_reward(), pipeline.task, pipeline.eval_examples)
 
@@ -376,11 +376,12 @@ for verdict, scores in sorted(scored.items(), key=lambda item: -np.mean(item[1])
 # ## Checks
 
 # %%
+# The smoke profile runs each stage for a few steps, one seed: too short for stage 2's drift or for hacking to show,
+# so it checks only what a few SFT steps already do (the readable format) and skips the rest.
 if profile.is_tiny:
     assert table["cold start"]["readable_rate"] > table["R1-Zero"]["readable_rate"]
-    assert summary[True]["consistency"][0] > summary[False]["consistency"][0]
-    assert end["rm_alone"]["rm_score"] > stage3_quality["rm_score"]  # the policy climbs the reward model
 if profile.name == "cpu":
+    assert end["rm_alone"]["rm_score"] > stage3_quality["rm_score"]  # the policy climbs the reward model
     # Stage 2 under prompts in two languages, 3 seeds: the drift without the reward, and the reward's effect.
     assert summary[False]["consistency"][0] < cold_consistency - 0.1, (summary, cold_consistency)
     assert gap > 2 * gap_err and summary[True]["consistency"][0] >= cold_consistency, (gap, gap_err, summary)

@@ -56,8 +56,16 @@ class Pipeline(StageBookkeeping):
         return load_model_and_tokenizer(replace(self.base, name_or_path=str(model_dir)))
 
     def model_of(self, stage: str) -> Path | str:
-        """The model folder a stage starts from: the base, or another stage's final model."""
-        return self.base.name_or_path if stage == "base" else self.final(stage)
+        """The model folder a stage starts from: the base, or another stage's final model.
+
+        A stage of :data:`STAGES` that has not run yet is run first (a notebook opened on its own
+        trains what it reads); a variant must have been trained by its own call.
+        """
+        if stage == "base":
+            return self.base.name_or_path
+        if stage in STAGES and not self.done(stage):
+            getattr(self, stage)()
+        return self.final(stage)
 
     # ------------------------------------------------------------------ training stages
 

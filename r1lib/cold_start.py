@@ -73,6 +73,8 @@ def build_cold_start(
     Stops once ``max_examples`` are collected (None: all that pass). The result is deterministic for
     a given ``seed``.
     """
+    if max_examples is not None and max_examples < 1:
+        raise ValueError(f"max_examples must be None (all) or >= 1, got {max_examples}")
     collected: list[PromptCompletion] = []
     groups = sample_groups(model, tokenizer, [task.prompt(e) for e in examples], samples_per_prompt, max_new_tokens,
                            temperature, seed, batch_prompts)

@@ -41,7 +41,9 @@ def mixes_languages(text: str, foreign_words: frozenset[str] | set[str] = TINY_F
     """True when the reasoning (the ``<think>`` block, else the whole text) uses a second-language word.
 
     R1-Zero's chains of thought mixed languages; in the tiny world the second language is the
-    connector words ``luego`` and ``espera``.
+    connector words ``luego`` and ``espera``. This ignores the prompt: for prompts posed in the second
+    language (r1lib.tasks.bilingual) judge against each prompt with the language-consistency reward
+    instead (r1lib.pipeline.language_scores).
     """
     reasoning = extract_reasoning(text)
     return any(w in foreign_words for w in words(text if reasoning is None else reasoning))

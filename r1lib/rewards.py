@@ -224,6 +224,8 @@ def make_prompt_language_consistency_reward(
 
     @never_raises
     def language_consistency(prompts: Sequence[Any], completions: Sequence[Any], **_: Any) -> list[float | None]:
+        if prompts is None:  # no prompts to read a language from: every reasoning is judged against the first
+            prompts = [None] * len(completions)
         if len(prompts) != len(completions):
             raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
         scores: list[float | None] = []

@@ -8,7 +8,7 @@
 # 3. fine-tune the base on it (supervised fine-tuning, SFT);
 # 4. sweep the set's size, from nothing to everything, and watch what it does to readability and to how fast the next RL stage learns.
 #
-# From here on, some prompts are posed in the tiny world's **second language**: a one-word system message, `es`, before the question asks for reasoning with `luego` and `espera` instead of `so` and `wait`. The paper saw language mixing "particularly when RL prompts involve multiple languages", and notebook 06 needs that condition. Half of the held-out problems are posed that way; R1-Zero (notebook 03) only ever saw the first language.
+# From here on, some prompts are posed in the tiny world's **second language**: a one-word system message, `es`, before the question asks for reasoning with `luego` and `espera` instead of `so` and `wait`. The paper saw language mixing "particularly when RL prompts involve multiple languages", and notebook 06 needs that condition. About half of the held-out problems are posed that way (the share is printed below); R1-Zero (notebook 03) only ever saw the first language.
 #
 # Everything runs through `r1lib.pipeline`, which keeps each stage in its own folder under `runs/pipeline/<profile>/`; notebook 06 continues from there.
 
@@ -32,6 +32,8 @@ print(describe(profile))
 config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
 print(f"profile {profile.name}: reasoning task {config.reasoning_task}, stages under {pipeline.root}")
+second = sum(e.info.get("language") == "es" for e in pipeline.eval_examples)
+print(f"{second} of the {len(pipeline.eval_examples)} held-out problems are posed in the second language")
 
 # %% [markdown]
 # ## R1-Zero, as a reader sees it
@@ -227,5 +229,6 @@ if profile.name == "cpu":
     assert by_size[0]["readable"] < 0.5, by_size  # no cold start: the format stays out of reach
     assert by_size[few]["readable"] > 0.8 and by_size[configured]["readable"] > 0.8, by_size  # a few dozen teach it
     assert by_size[configured]["start"] > by_size[few]["start"] > by_size[0]["start"], by_size
+    assert by_size[configured]["start"] > 0.5, by_size  # "right most of the time" when RL starts
     assert abs(by_size[total]["end"] - by_size[configured]["end"]) < 0.05, by_size  # little more to gain
 print("all checks passed")

@@ -16,7 +16,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from r1lib.course import reward_hacking
 from r1lib.evaluate import evaluate
-from r1lib.pipeline import TABLE_COLUMNS, Pipeline, evaluate_stage, language_consistency, pipeline_config, relative_gains
+from r1lib.pipeline import (TABLE_COLUMNS, Pipeline, evaluate_stage, language_consistency, language_scores, pipeline_config,
+                            relative_gains)
 from r1lib.profiles import describe, get_profile, runs_dir
 from r1lib.reward_model import bradley_terry_loss, preference_accuracy
 from r1lib.rewards import make_prompt_language_consistency_reward, scoped_to_task
@@ -29,8 +30,12 @@ config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
 if not pipeline.done("r1_zero"):
     pipeline.r1_zero()  # notebook 05 adopts notebook 03's run; standalone, the pipeline trains its own
-SEEDS = (0, 1, 2) if profile.name == "cpu" else (0,)
-print(f"seeds: {SEEDS}; {config.second_language_share:.0%} of the RL and held-out prompts are in the second language")
+# Seeds of stage 2's RL and of stage 3's SFT: their configs' own, then the next ones (3 on the cpu profile).
+SEEDS = tuple(config.reasoning_rl.seed + i for i in range(3 if profile.name == "cpu" else 1))
+SFT_SEEDS = tuple(config.rejection_sft.seed + i for i in range(len(SEEDS)))
+from r1lib.tasks.bilingual import example_language
+second_share = sum(example_language(e) == "es" for e in pipeline.eval_examples) / len(pipeline.eval_examples)
+print(f"seeds: {SEEDS}; {second_share:.0%} of the {len(pipeline.eval_examples)} held-out problems are in the second language")
 
 # %% [markdown]
 # ## Stage 2: reasoning RL, with and without language consistency
@@ -53,7 +58,7 @@ if profile.is_tiny:
 # %%
 show_source(pipeline.reasoning_rl)
 runs = {(lc, seed): pipeline.reasoning_rl(language_reward=lc, seed=seed) for lc in (True, False) for seed in SEEDS}
-stage2 = runs[(True, config.seed)]
+stage2 = runs[(True, SEEDS[0])]
 
 
 def curve(folder, key):
@@ -80,15 +85,29 @@ plt.tight_layout(); plt.show()
 # The curves average both languages' training samples over the seeds; the bands are ± one standard error. Now the held-out problems, half of them in each language, for every seed:
 
 # %%
-ablation = {}
-for (lc, seed), folder in runs.items():
+by_language = {language: [e for e in pipeline.eval_examples if example_language(e) == language] for language in ("en", "es")}
+
+
+def measure(folder):
+    """Consistency and pass@1 on the held-out problems, overall and per prompt language."""
     model, tokenizer = pipeline.load(folder)
     result = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=7)
-    ablation[(lc, seed)] = {"consistency": language_consistency(result, config.language_reward(), pipeline.task,
-                                                                pipeline.eval_examples), "pass@1": result.pass_at_1}
-model, tokenizer = pipeline.load(pipeline.cold_start())  # trained first when notebook 05 has not run
-cold = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=7)
-cold_consistency = language_consistency(cold, config.language_reward(), pipeline.task, pipeline.eval_examples)
+    row = {"consistency": language_consistency(result, config.language_reward(), pipeline.task, pipeline.eval_examples),
+           "pass@1": result.pass_at_1}
+    scores = language_scores(result, config.language_reward(), pipeline.task, pipeline.eval_examples)
+    k = len(result.correct[0])
+    for language in by_language:
+        keep = [i for i, e in enumerate(pipeline.eval_examples) if example_language(e) == language]
+        rows = [result.correct[i] for i in keep]
+        judged = [s for s in (scores[i * k + j] for i in keep for j in range(k)) if s is not None]
+        row[f"consistency/{language}"] = sum(judged) / len(judged) if judged else 1.0
+        row[f"pass@1/{language}"] = sum(map(sum, rows)) / max(1, k * len(rows))
+    return row
+
+
+ablation = {key: measure(folder) for key, folder in runs.items()}
+cold = measure(pipeline.cold_start())  # trained first when notebook 05 has not run
+cold_consistency = cold["consistency"]
 
 
 def mean_err(values):
@@ -101,7 +120,7 @@ gap, gap_err = (summary[True]["consistency"][0] - summary[False]["consistency"][
                 float(np.hypot(summary[True]["consistency"][1], summary[False]["consistency"][1])))
 cost, cost_err = (summary[True]["pass@1"][0] - summary[False]["pass@1"][0],
                   float(np.hypot(summary[True]["pass@1"][1], summary[False]["pass@1"][1])))
-rows = [["cold start (before stage 2)", f"{cold_consistency:.3f}", f"{cold.pass_at_1:.3f}"]]
+rows = [["cold start (before stage 2)", f"{cold_consistency:.3f}", f"{cold['pass@1']:.3f}"]]
 rows += [[f"stage 2 {'with' if lc else 'without'} the language reward",
           f"{summary[lc]['consistency'][0]:.3f} ± {summary[lc]['consistency'][1]:.3f}",
           f"{summary[lc]['pass@1'][0]:.3f} ± {summary[lc]['pass@1'][1]:.3f}"] for lc in (True, False)]
@@ -109,9 +128,13 @@ show_html(html_table(["held-out, both languages", "language consistency", "pass@
 say(f"Without the reward, consistency falls from the cold start's {cold_consistency:.3f} to "
     f"**{summary[False]['consistency'][0]:.3f}**. With it, it ends at **{summary[True]['consistency'][0]:.3f}**: a gap of "
     f"{gap:.3f} ± {gap_err:.3f} over {len(SEEDS)} seeds. The reward changes pass@1 by {cost:+.3f} ± {cost_err:.3f}.")
+drift = {language: float(np.mean([ablation[(False, s)][f"consistency/{language}"] for s in SEEDS])) for language in ("en", "es")}
+say(f"Where the drift happens, without the reward: first-language prompts end at consistency {drift['en']:.3f}, "
+    f"second-language prompts at **{drift['es']:.3f}**. The cold-start model answers second-language prompts right "
+    f"{cold['pass@1/es']:.0%} of the time and first-language ones {cold['pass@1/en']:.0%}.")
 
 # %% [markdown]
-# **Why the drift.** Only a few of the cold-start examples were in the second language (notebook 05 counts them), so after the cold start the model reasons a little less surely in it. Rewarded for answers alone, RL moves second-language prompts towards the language in which the model reasons best. That is the paper's picture of language mixing, in miniature. The language reward pays for staying in the prompt's language, and what that costs in pass@1 is the number above, with its error bar. The paper reports a small cost, and accepted it for readability.
+# **Why the drift.** Only a few of the cold-start examples were in the second language (notebook 05 counts them), and the sentence above compares how well the cold-start model reasons in each. Rewarded for answers alone, RL moves second-language prompts towards the language in which the model reasons best. That is the paper's picture of language mixing, in miniature. The language reward pays for staying in the prompt's language, and what that costs in pass@1 is the number above, with its error bar. The paper reports a small cost, and accepted it for readability.
 #
 # ## A reward model for what rules cannot judge
 #
@@ -134,7 +157,7 @@ say(f"On {len(held_pairs)} preference pairs of **held-out** requests, the reward
 #
 # ## Stage 3: rejection sampling, then SFT
 #
-# The stage-2 model is sampled several times per training prompt. A sample is kept only if it passes every filter, and "one language" is now judged against the prompt's own language. Then general requests are answered by the same model, and the reward model keeps its best reply per request, mixed in at the paper's ratio (a quarter of the data):
+# The stage-2 model is sampled several times per training prompt. A sample is kept only if it passes every filter, and "one language" is now judged against the prompt's own language. Then general requests are answered by the same model, and the reward model keeps its best reply per request, mixed in at up to the paper's ratio (a quarter of the data; the share reached is printed):
 
 # %%
 mix = pipeline.rejection_data()
@@ -143,28 +166,30 @@ rows = [[name, counts[name]] for name in ("sampled", "correct", "readable", "sin
 rows += [["kept (one per prompt, all filters)", counts["reasoning_kept"]], ["general replies chosen by the reward model", counts["general_kept"]]]
 show_html(html_table(["reasoning samples", "count"], rows, monospace=False))
 general = GeneralTask()
-chosen_general = [e for e in mix if not e.prompt[-1]["content"][:1].isdigit()]
+requests = {r.question: r for r in general.all_examples()}
+chosen_general = [e for e in mix if e.prompt[-1]["content"] in requests]
 verdicts = {}
 for e in chosen_general:
-    request = next(r for r in general.all_examples() if r.question == e.prompt[-1]["content"])
-    verdicts[general.judge(e.completion, request)] = verdicts.get(general.judge(e.completion, request), 0) + 1
-say("The gold judge on the general replies the reward model chose: "
-    + ", ".join(f"{v} {count}" for v, count in sorted(verdicts.items(), key=lambda item: -item[1])) + ".")
-chosen_wrong = verdicts.get("wrong_subject", 0) / max(1, len(chosen_general))
+    verdict = general.judge(e.completion, requests[e.prompt[-1]["content"]])
+    verdicts[verdict] = verdicts.get(verdict, 0) + 1
+chosen_wrong = verdicts.get("wrong_subject", 0)
+say(f"General replies are {len(chosen_general) / len(mix):.0%} of the mix. The gold judge on those the reward model chose: "
+    + ", ".join(f"{v} {count}" for v, count in sorted(verdicts.items(), key=lambda item: -item[1])) + "."
+    + (f" **{chosen_wrong}** of them greet or thank the wrong person." if chosen_wrong else ""))
 
 # %% [markdown]
-# Some replies the reward model picked greet the wrong person, because it cannot see names. Stage 3 fine-tunes on them all the same. A data filter is only as good as its judge.
+# Whatever the reward model picked goes into stage 3's data, replies to the wrong name included when there are any: it cannot see names. A data filter is only as good as its judge.
 #
 # Why fine-tune the **base** again, rather than continue from stage 2? The paper does not argue it at length. The stage-2 checkpoint has been shaped by RL on reasoning prompts only. The new data holds the best of what it learned, filtered, plus general replies, and training the base on that mix gives one model a balanced start. We train both start points on each seed:
 
 # %%
-stage3_runs = {(start, seed): pipeline.rejection_sft(start, seed=seed) for start in ("base", "reasoning_rl") for seed in SEEDS}
-stage3 = stage3_runs[("base", config.seed)]
+stage3_runs = {(start, seed): pipeline.rejection_sft(start, seed=seed) for start in ("base", "reasoning_rl") for seed in SFT_SEEDS}
+stage3 = stage3_runs[("base", SFT_SEEDS[0])]
 start_rows = {}
 for (start, seed), folder in stage3_runs.items():
     model, tokenizer = pipeline.load(folder)
     start_rows[(start, seed)] = evaluate_stage(model, tokenizer, pipeline)
-start_summary = {start: {c: mean_err([start_rows[(start, s)][c] for s in SEEDS]) for c in ("pass@1", "gold_general", "readable_rate")}
+start_summary = {start: {c: mean_err([start_rows[(start, s)][c] for s in SFT_SEEDS]) for c in ("pass@1", "gold_general", "readable_rate")}
                  for start in ("base", "reasoning_rl")}
 fig, ax = plt.subplots(figsize=(6.5, 3))
 for i, column in enumerate(("pass@1", "gold_general", "readable_rate")):
@@ -181,15 +206,16 @@ say(f"From the base: pass@1 {b['pass@1'][0]:.3f} ± {b['pass@1'][1]:.3f}, gold {
     f"{s2['gold_general'][0]:.3f} ± {s2['gold_general'][1]:.3f}.")
 
 
-def differ(a, b):
-    return abs(a[0] - b[0]) > 2 * float(np.hypot(a[1], b[1]))
+def compare(column):
+    """'higher', 'lower' or 'level' for stage 2's start against the base's: beyond twice the error, or not."""
+    difference = s2[column][0] - b[column][0]
+    return "level" if abs(difference) <= 2 * float(np.hypot(b[column][1], s2[column][1])) else ("higher" if difference > 0 else "lower")
 
 
-say(("Starting from stage 2 keeps what its RL added to reasoning: pass@1 differs by more than twice its error. "
-     if differ(b["pass@1"], s2["pass@1"]) else "Pass@1 does not differ by more than twice its error. ")
-    + ("Gold general quality differs too." if differ(b["gold_general"], s2["gold_general"])
-       else "Gold general quality does not differ by more than twice its error: the same mix repairs it from either start.")
-    + " Without a readability debt to clear, the tiny world gives the restart from the base nothing to gain.")
+say(f"Starting from stage 2, pass@1 is **{compare('pass@1')}** and gold general quality **{compare('gold_general')}** than "
+    f"from the base (level: within twice the error)."
+    + (" Stage 2's start keeps what its RL added to reasoning, and without a readability debt to clear, the restart "
+       "from the base gains nothing here." if compare("pass@1") == "higher" and compare("gold_general") != "lower" else ""))
 
 # %% [markdown]
 # **What the tiny world can and cannot say here.** R1's reasons to restart from the base were debts that its stage-2 model carried: readability, and general abilities worn away by reasoning-only RL. The tiny world has the second debt (its stage-2 model answers general requests worse than the base, see the table below) but not the first (the cold start already made it readable). Both start points train on the same mix, which repays the general debt either way. What the start point decides here is shown by the sentence below.
@@ -240,7 +266,8 @@ say(f"From the stage-3 model (reward-model score {stage3_quality['rm_score']:.2f
     f"KL to stage 3: score {end['kl']['rm_score']:.2f}, gold {end['kl']['gold_general']:.2f}.")
 collapse = next((p["step"] for p in study["rm_alone"] if p["gold_general"] < stage3_quality["gold_general"] - 0.2), None)
 improved = [labels[n] for n in ("final_steps", "kl") if end[n]["gold_general"] > stage3_quality["gold_general"]]
-say(f"Alone, the reward model's gold first falls 0.2 below stage 3's at step {collapse}. "
+say((f"Alone, the reward model's gold first falls 0.2 below stage 3's at step {collapse}. " if collapse is not None
+     else "In this run the reward model alone never takes gold 0.2 below stage 3's. ")
     + (f"Gold ends above stage 3's with: {', '.join(improved)}." if improved else
        "Neither containment ends with gold above stage 3's."))
 
@@ -308,22 +335,24 @@ show_html(html_table(["model", f"{pipeline.task.prompt(first)} → {first.answer
 
 # %%
 z, s2, s4, base = table["R1-Zero"], table["stage 2"], table["stage 4"], table["base"]
+zero_split, final_split = measure(pipeline.model_of("r1_zero")), measure(stage4)
 s3 = table["stage 3 (from base)"]
 say(f"Language consistency: R1-Zero {z['language_consistency']:.2f}, stage 2 **{s2['language_consistency']:.2f}**, without "
     f"the language reward {table['stage 2 without the language reward']['language_consistency']:.2f}. Readable samples: "
     f"R1-Zero {z['readable_rate']:.0%}, cold start {table['cold start']['readable_rate']:.0%}. Gold general quality: base "
     f"{base['gold_general']:.2f}, stage 2 {s2['gold_general']:.2f}, stage 3 **{s3['gold_general']:.2f}**, stage 4 "
     f"{s4['gold_general']:.2f}. Final pass@1 {s4['pass@1']:.3f} against R1-Zero's {z['pass@1']:.3f} "
-    f"({gains['pass@1']:+.0%}).")
+    f"({gains['pass@1']:+.0%}). By prompt language, R1-Zero {zero_split['pass@1/en']:.3f} (first) and "
+    f"{zero_split['pass@1/es']:.3f} (second); stage 4 {final_split['pass@1/en']:.3f} and {final_split['pass@1/es']:.3f}.")
 
 # %% [markdown]
 # **What it means.**
 #
 # * The **cold start** fixed what R1-Zero did badly: a readable format with a summary, which RL could not find on its own (notebook 05's sweep).
 # * **Stage 2**'s language reward is what keeps second-language prompts answered in their language; without it, RL lets them drift.
-# * Reasoning-only training (cold start, stage 2) wears down general replies below the base's. **Stage 3**'s mix brings them back, judged by the gold rule and not only by the reward model.
+# * Reasoning-only training (cold start, stage 2) wears down general replies below the base's. **Stage 3**'s mix raises them again, judged by the gold rule and not only by the reward model.
 # * **Stage 4** holds the reasoning with rules. Its reward model cannot make general replies better than its own blind spots allow, and pushed hard it makes them worse; the table's hacked row has the highest reward-model score of all and the lowest gold.
-# * R1-Zero's pass@1 here is on prompts in both languages, and R1-Zero never saw the second one, so part of the final model's gain over it is that language. The paper's +17–25% over R1-Zero is on real benchmarks. The tiny world's relative gains measure a different thing and should not be compared with them.
+# * R1-Zero's pass@1 here is on prompts in both languages, and R1-Zero never saw the second one (the sentence above splits it by language). The paper's +17–25% over R1-Zero is on real benchmarks. The tiny world's relative gains measure a different thing and should not be compared with them.
 #
 # ## Exercises
 # 1. Split the stage-2 ablation by language: which prompts lose consistency without the reward, first-language or second-language ones?
@@ -331,19 +360,13 @@ say(f"Language consistency: R1-Zero {z['language_consistency']:.2f}, stage 2 **{
 # 3. Use the gold judge on stage 4's logged general replies (`completions.jsonl`). Which verdicts does the reward model score highest?
 
 # %% [solution]
-# Solution to exercise 1 (collapsed): consistency per prompt language, with and without the reward (seed 0).
-from r1lib.tasks.bilingual import example_language
-
+# Solution to exercise 1 (collapsed): consistency per prompt language, with and without the reward, every seed.
 for lc in (True, False):
-    model, tokenizer = pipeline.load(runs[(lc, config.seed)])
     for language in ("en", "es"):
-        chosen = [e for e in pipeline.eval_examples if example_language(e) == language]
-        if not chosen:
-            continue
-        result = evaluate(model, tokenizer, pipeline.task, chosen, k=2, max_new_tokens=96, seed=7)
+        values = [ablation[(lc, seed)][f"consistency/{language}"] for seed in SEEDS]
         print(f"{'with' if lc else 'without'} the reward, {language} prompts: consistency "
-              f"{language_consistency(result, config.language_reward(), pipeline.task, chosen):.3f}")
-# The drift is on the second-language prompts: the model moves them towards the language it reasons in best.
+              + ", ".join(f"{v:.3f}" for v in values) + f" (seeds {SEEDS})")
+# Compare the two languages' lines without the reward: which prompts moved towards the other language?
 
 # %% [solution]
 # Solution to exercise 2 (collapsed): the two scales, read from the config and the log.
@@ -366,7 +389,7 @@ for record in logged:
         scored.setdefault(general.judge(record["completion"], by_question[record["question"]]), []).append(score)
 for verdict, scores in sorted(scored.items(), key=lambda item: -np.mean(item[1])):
     print(f"{verdict:>14}: {len(scores):4d} replies, mean reward-model score {np.mean(scores):+.2f}")
-# Wrong-subject replies score like acceptable ones: the reward model cannot tell them apart.
+# Set the wrong-subject line beside the acceptable one and the rude one: how far apart does the reward model put them?
 
 # %% [markdown]
 # ## The GPU profile
@@ -384,6 +407,7 @@ if profile.name == "cpu":
     assert end["rm_alone"]["rm_score"] > stage3_quality["rm_score"]  # the policy climbs the reward model
     # Stage 2 under prompts in two languages, 3 seeds: the drift without the reward, and the reward's effect.
     assert summary[False]["consistency"][0] < cold_consistency - 0.1, (summary, cold_consistency)
+    assert drift["es"] < drift["en"] - 0.3, drift  # the drift is on the second-language prompts
     assert gap > 2 * gap_err and summary[True]["consistency"][0] >= cold_consistency, (gap, gap_err, summary)
     # Reward hacking: the hacked run ends above the contained ones by the reward model, below them by gold.
     for contained in ("final_steps", "kl"):

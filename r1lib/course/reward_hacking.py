@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..checkpoint import atomic_write_text
 from ..configs import GRPOConfig
 from ..grpo import GRPOTrainer
 from ..pipeline import Pipeline, general_quality
@@ -67,7 +68,7 @@ class GoldProbe(TrainerCallback):
     def on_train_begin(self, trainer: Trainer) -> None:
         kept = [r for r in read_curve(self.path) if r["step"] <= trainer.state.step]
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         if not any(r["step"] == trainer.state.step for r in kept):  # a restart before step 1 kept its step 0
             self._measure(trainer, trainer.state.step)
 
@@ -88,8 +89,15 @@ class GoldProbe(TrainerCallback):
 
 
 def read_curve(path: Path) -> list[dict[str, Any]]:
-    """The points a :class:`GoldProbe` wrote, oldest first (none when the file is missing)."""
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    """The points a :class:`GoldProbe` wrote, oldest first (none when the file is missing). A line cut
+    short by a kill during an append is skipped: that point is measured again on resume."""
+    points = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            points.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return points
 
 
 def arm_config(pipeline: Pipeline, arm: Arm, steps: int, learning_rate: float) -> GRPOConfig:
@@ -108,9 +116,14 @@ def run_arm(pipeline: Pipeline, arm: Arm, steps: int = 100, learning_rate: float
     config = arm_config(pipeline, arm, steps, learning_rate)
     scorer = pipeline.scorer()
     probe = GoldProbe(pipeline.folder(stage) / "gold_curve.jsonl", pipeline.general_eval, scorer, probe_every, probe_k)
-    return pipeline.train_stage(stage, "rejection_sft", lambda model, tokenizer, out: GRPOTrainer(
+    final = pipeline.train_stage(stage, "rejection_sft", lambda model, tokenizer, out: GRPOTrainer(
         model, tokenizer, pipeline.general, [scorer.as_reward_func("reward_model")], pipeline.general_train, config,
         out, progress=pipeline.progress, callbacks=[probe]))
+    done = json.loads((pipeline.folder(stage) / "stage.json").read_text()).get("steps")
+    if done != config.max_steps:  # a finished arm is skipped: refuse to pass it off as another length
+        raise ValueError(f"{stage} finished with {done} steps, not the {config.max_steps} asked for; delete "
+                         f"{pipeline.folder(stage)} to run it again")
+    return final
 
 
 def run_study(pipeline: Pipeline, arms: Sequence[Arm] = ARMS, **settings: Any) -> dict[str, list[dict[str, Any]]]:

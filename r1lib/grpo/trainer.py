@@ -124,7 +124,7 @@ class GRPOTrainer(Trainer):
         self.eval_examples = list(eval_examples or [])[: config.eval_examples]
         self.ref_model = self._reference(ref_model) if config.beta > 0 else None
         self.stream = self.add_stream("stream", ExampleStream(self.train_examples, seed=config.seed),
-                                      data={"train_examples": [[e.question, e.answer] for e in self.train_examples]})
+                                      data={"train_examples": [_identity(e) for e in self.train_examples]})
         self._batch: PolicyBatch | None = None
         self._batch_uses = 0  # optimizer steps taken on self._batch
         self.longest_prompt = longest
@@ -410,3 +410,10 @@ class GRPOTrainer(Trainer):
             max_new_tokens=self.config.max_completion_length, seed=self.config.seed + 1,
         )
         return {f"eval/{k}": v for k, v in result.summary().items()}
+
+
+def _identity(example: Example) -> list[str]:
+    """What makes a training example the same on resume: its question and answer, and the language it
+    is posed in when it has one (the prompt differs by language; English-only data keeps its old form)."""
+    language = example.info.get("language")
+    return [example.question, example.answer] + ([language] if language is not None else [])

@@ -59,8 +59,8 @@ class ColdStartConfig:
             raise ValueError(f"source must be 'r1_zero' or 'reference', got {self.source!r}")
         if self.num_prompts < 1 or self.samples_per_prompt < 1 or self.temperature <= 0:
             raise ValueError("need num_prompts >= 1, samples_per_prompt >= 1 and temperature > 0")
-        if self.max_examples is not None and self.max_examples < 0:
-            raise ValueError(f"max_examples must be None or >= 0, got {self.max_examples}")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise ValueError(f"max_examples must be None (all) or >= 1, got {self.max_examples}")
         if self.size is not None and self.size < 1:
             raise ValueError(f"size must be None (all) or >= 1, got {self.size}")
 

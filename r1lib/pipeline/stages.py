@@ -136,7 +136,7 @@ class Pipeline(StageBookkeeping):
         own folder.
         """
         stage = variant("reasoning_rl", start=None if start == "cold_start" else start,
-                        without_lc=not language_reward, seed=None if seed == self.config.seed else seed)
+                        without_lc=not language_reward, seed=None if seed in (None, self.config.reasoning_rl.seed) else seed)
         config = self.config.reasoning_rl if seed is None else replace(self.config.reasoning_rl, seed=seed)
         weights = list(config.reward_weights or [1.0, 1.0, 1.0])
         if not language_reward:
@@ -154,7 +154,8 @@ class Pipeline(StageBookkeeping):
         total = len(self.cold_start_data())
         for size in sizes:
             count = total if size is None else min(size, total)
-            start = "base" if count == 0 else self.cold_start(count if count != self.config.cold_start.size else "config").parent.name
+            configured = total if self.config.cold_start.size is None else min(self.config.cold_start.size, total)
+            start = "base" if count == 0 else self.cold_start("config" if count == configured else count).parent.name
             rl = self.reasoning_rl(start)
             history = [json.loads(line) for line in (rl.parent / "metrics.jsonl").read_text().splitlines()]
             curve = [(r["step"], r["eval/pass@1"]) for r in history if "eval/pass@1" in r]
@@ -194,7 +195,7 @@ class Pipeline(StageBookkeeping):
             raise ValueError(f"start must be one of {START_POINTS}, got {start!r}")
         # The configured start writes rejection_sft/; the alternative its own variant folder.
         stage = variant("rejection_sft", start=None if start == self.config.rejection_sft_start else start,
-                        seed=None if seed == self.config.seed else seed)
+                        seed=None if seed in (None, self.config.rejection_sft.seed) else seed)
         config = self.config.rejection_sft if seed is None else replace(self.config.rejection_sft, seed=seed)
         return self._sft(stage, start, config, self.rejection_data())
 

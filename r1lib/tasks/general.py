@@ -53,10 +53,12 @@ OFF_TOPIC = (
     "The sky is green today.", "3+5+9 so 7", "What time is it?", "I like trains and soup.", "Fish can not fly."
 )
 REJECTION_KINDS = ("rude", "wrong_subject", "truncated", "empty", "off_topic", "repetitive")
-# The gold judge's verdicts, in the order it checks them: a reply gets the first that applies.
+# The gold judge's verdicts. A reply gets the first that applies, checked in this order except that a
+# known off-topic sentence is recognised before the rude and wrong-subject checks (see GeneralTask.judge).
 VERDICTS = ("empty", "acceptable", "repetitive", "rude", "wrong_subject", "truncated", "off_topic", "malformed")
-# Phrases only a rude reply contains (the RUDE templates' fixed parts), lower-cased.
+# Phrases only a rude reply contains (the RUDE templates' fixed parts), lower-cased, matched as whole words.
 RUDE_MARKERS = ("go away", "whatever", "ugh", "do it yourself", "do not care", "not you again")
+_RUDE = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in RUDE_MARKERS) + r")\b")
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
@@ -154,7 +156,7 @@ class GeneralTask:
         if text in OFF_TOPIC:
             return "off_topic"
         lowered = text.lower()
-        if any(marker in lowered for marker in RUDE_MARKERS):
+        if _RUDE.search(lowered):
             return "rude"
         subject = example.info["subject"].lower()
         pool = {s.lower() for s in SUBJECTS[example.info["kind"]]}

@@ -92,6 +92,12 @@ accuracy, fmt = (f([None] * G, out.texts, **columns) for f in exp.reward_funcs)
 print(f"question: {example.question[:200]}   reference answer: {example.answer}\n")
 for text, acc, form, n in zip(out.texts, accuracy, fmt, out.completion_lengths.tolist()):
     print(f"acc={acc:.0f} fmt={form:.0f} tokens={n:3d} | {text[:160]!r}")
+if not any("<think>" in text for text in out.texts):
+    # None of these reasoned (the base rarely does): one more sample, with <think> pre-filled, shows what its
+    # reasoning looks like (its own generator, so the cells below see the same numbers as before).
+    forced = rollout(model, tokenizer, [render_prompts(tokenizer, [task.prompt(example)])[0] + "<think>"], 1,
+                     profile.grpo.max_completion_length, 1.0, generator=torch.Generator().manual_seed(1))
+    print(f"\nwith <think> pre-filled: {('<think>' + forced.texts[0])[:200]!r}")
 
 # %% [markdown]
 # ## What the base model does, measured once
@@ -109,9 +115,13 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 3.2), sharey=True)
 for ax, name in zip(axes, tasks):
     values = [stats[f"{name}/{key}"] for key in measures.values()]
     bars = ax.bar(range(len(measures)), values, color=["tab:blue", "tab:green", "tab:red", "0.6", "tab:purple"])
-    ax.bar_label(bars, fmt="%.2f")
+    # The file records the error of free pass@1 only.
+    ax.errorbar(0, values[0], yerr=stats[f"{name}/pass@1_stderr"], fmt="none", ecolor="black", capsize=4)
+    ax.bar_label(bars, fmt="%.2f", padding=3)
     ax.set_xticks(range(len(measures)), list(measures), rotation=20, ha="right")
     ax.set_ylim(0, 1.1); ax.set_ylabel("share of samples"); ax.set_title(f"{name}: the base at temperature 1")
+fig.text(0.5, -0.02, "error bar: ± one standard error of free pass@1 (base_statistics.json records no error for the others)",
+         ha="center", fontsize=8)
 plt.tight_layout(); plt.show()
 for name in tasks:
     say(f"**{name}**: pass@1 {stats[f'{name}/pass@1']:.2f} ± {stats[f'{name}/pass@1_stderr']:.2f}; "

@@ -173,11 +173,14 @@ for name, rewards, weights in [("lenient reward", ["lenient", "accuracy"], [1.0,
 import matplotlib.pyplot as plt
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
 for ax, (name, history) in zip(axes, runs.items()):
-    for key, label in [("reward", "reward being optimised"), ("rewards/accuracy/mean", "true accuracy"),
-                       ("completions/clipped_ratio", "cut off at the limit")]:
+    # The reward is drawn dashed over the accuracy: in the exact run the two are the same line.
+    for key, label, style in [("rewards/accuracy/mean", "true accuracy", dict(linewidth=3, alpha=0.6)),
+                              ("reward", "reward being optimised", dict(linestyle="--", color="black")),
+                              ("completions/clipped_ratio", "cut off at the limit", dict(color="tab:red"))]:
         x, y = series(history, key)
-        ax.plot(x, running_mean(y, 5), label=label)
-    ax.set_title(f"trained on the {name}"); ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3); ax.legend()
+        ax.plot(x, running_mean(y, 5), label=label, **style)
+    ax.set_title(f"trained on the {name}"); ax.set_xlabel("GRPO step"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+axes[0].set_ylabel("mean over the step's completions\n(running mean of 5 steps)")
 plt.tight_layout(); plt.show()
 lenient_history, exact_history = runs["lenient reward"], runs["accuracy reward"]
 
@@ -215,7 +218,7 @@ print(f"{elapsed_ms:.1f} ms for all four")
 # %% [markdown]
 # ## Exercises
 # 1. Write a reward that gives 0.5 for a well-formed answer that is wrong and 1.0 for a right one. What would RL do with it?
-# 2. Fix `lenient_reward` with one line. Then re-run the lenient training: does the gap close?
+# 2. Fix `lenient_reward` with one line. Then re-run the lenient training: is the policy still rewarded for running out of tokens?
 # 3. Add a `ChainTask(modulus=7)` and check that `solution_steps` still ends on the answer.
 
 # %% [solution]
@@ -235,7 +238,9 @@ print(half_credit_reward(None, ["<answer>9</answer>", "<answer>4</answer>", "9"]
 
 # %% [solution]
 # Solution to exercise 2 (collapsed): no answer is wrong too. One line changes: `given is not None and`
-# goes, so a missing answer scores 0. Re-trained here at smoke size (a few steps) to see the gap close.
+# goes, so a missing answer scores 0. The fixed reward *is* the accuracy, so "reward minus accuracy" is 0 by
+# construction and proves nothing; what tells whether the hole closed is the share of completions cut off at
+# the limit, set beside the lenient run's over the same first steps.
 def fixed_reward(prompts, completions, answer, **columns):
     return [1.0 if extract_answer(text) == str(gold) else 0.0 for text, gold in zip(completions, answer)]
 
@@ -246,7 +251,15 @@ config = with_overrides(profile, max_steps=short, eval_steps=short, save_steps=s
 fixed = GRPOTrainer(exp.model, exp.tokenizer, exp.task, [fixed_reward, make_accuracy_reward(exp.task)], exp.train_examples,
                     config, None, progress=False).train()
 fixed_gap = sum(m["reward"] - m["rewards/accuracy/mean"] for m in fixed) / len(fixed)
-print(f"reward minus true accuracy, averaged over {short} steps: {fixed_gap:.3f}")
+def cut_share(history, steps):
+    """The share cut off at the limit, averaged over the last 10 of the first ``steps`` training steps."""
+    window = [m["completions/clipped_ratio"] for m in history if "completions/clipped_ratio" in m][:steps][-10:]
+    return sum(window) / len(window)
+
+
+cut_fixed, cut_lenient_early = cut_share(fixed, short), cut_share(lenient_history, short)
+print(f"cut off at the limit over steps {short - 9}-{short}: fixed reward {cut_fixed:.2f}, lenient reward "
+      f"{cut_lenient_early:.2f}; reward minus true accuracy with the fixed reward: {fixed_gap:.3f} (0 by construction)")
 
 # %% [solution]
 # Solution to exercise 3 (collapsed).

@@ -71,7 +71,7 @@ for part in parts:
 ax.axvline(15 * 0.9, color="black", linestyle="--", label="90% of a T4")
 ax.set_xlabel("GiB per step (estimated)")
 ax.invert_yaxis()
-ax.legend(fontsize=8, loc="lower right")
+ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the bars, hiding none
 plt.tight_layout()
 plt.show()
 seconds = estimate_step_seconds(qwen, T4, 16, 200, 384)

@@ -60,6 +60,7 @@ def behaviour_rates(texts: Sequence[str]) -> dict[str, float]:
         "reflection_rate": sum(reflecting) / n,
         "reflection_per_trace": sum(r and f for r, f in zip(reasoning, reflecting)) / traces if traces else 0.0,
         "language_mixing_rate": sum(map(mixes_languages, texts)) / n,
+        "language_mixing_per_trace": sum(r and mixes_languages(t) for r, t in zip(reasoning, texts)) / traces if traces else 0.0,
     }
 
 
@@ -146,6 +147,13 @@ class EvalResult:
         return self._mean([[mixes_languages(c) for c in row] for row in self.completions])
 
     @property
+    def language_mixing_per_trace(self) -> float:
+        """Among samples that reason, the fraction that mix languages: whether mixing grows by itself,
+        or only rides along with reasoning."""
+        traces = [c for row in self.completions for c in row if uses_reasoning(c)]
+        return sum(map(mixes_languages, traces)) / len(traces) if traces else 0.0
+
+    @property
     def k(self) -> int:
         """Samples per example."""
         return len(self.correct[0]) if self.correct else 0
@@ -177,6 +185,7 @@ class EvalResult:
             "reflection_rate": self.reflection_rate,
             "reflection_per_trace": self.reflection_per_trace,
             "language_mixing_rate": self.language_mixing_rate,
+            "language_mixing_per_trace": self.language_mixing_per_trace,
             "mean_length": self.mean_length,
         }
 

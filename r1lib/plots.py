@@ -19,6 +19,7 @@ AXIS_LABELS = {
     "completions/reflection_per_trace": "share of reasoning traces",
     "completions/language_mixing_rate": "share of samples",
     "eval/language_mixing_rate": "share of samples",
+    "eval/language_mixing_per_trace": "share of reasoning traces",
     "kl": "KL to the reference",
     "entropy": "nats per token",
     "frac_reward_zero_std": "share of groups",

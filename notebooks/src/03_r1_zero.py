@@ -59,7 +59,7 @@ show_source(GRPOTrainer.training_step, GRPOTrainer.prepare, GRPOTrainer.optimise
 # * `loss_type="dr_grpo"` and `scale_rewards="none"`: no length bias, no re-weighting of easy and hard prompts (notebook 02);
 # * truncated completions are masked out of the loss;
 # * β = 0.01 keeps the policy near the base;
-# * the learning rate decays along a half cosine to zero at the last step. Without the decay, a constant rate keeps taking full-size steps late in the run, when most groups are all-right (no signal) and the policy's entropy has collapsed: the few groups that still carry a signal then move an almost deterministic policy by as much as at the start, and held-out accuracy can slip after its peak. Exercise 3 puts the two schedules side by side.
+# * the learning rate decays along a half cosine to zero at the last step. Without the decay, a constant rate keeps taking full-size steps late in the run, when most groups are all-right (no signal) and the policy's entropy has collapsed: the few groups that still carry a signal then move an almost deterministic policy by as much as at the start. That is the reason for the decay, not a result of this notebook: exercise 3 runs a constant rate beside it, and its output says whether the difference shows on this run.
 #
 # Metrics go to `metrics.jsonl`, sampled completions (4 prompts per step, all their completions) to `completions.jsonl`, and checkpoints to `checkpoints/` under `runs/03_r1_zero/<profile>/seed-<n>/`. Stop a cell at any time: the trainer saves a checkpoint, and running the cell again continues where it stopped (`resume_from=True`); a finished run is read back rather than trained again. The first seed's curves redraw live.
 
@@ -159,23 +159,33 @@ for step in (1, trainer0.state.step):
 # %% [markdown]
 # ## Language mixing
 #
-# Some of the base's rare reasoning traces used the second language's connector (`luego` for `so`), a few mixed both. Nothing in the rewards cares which word joins two steps, so RL amplified whatever reasoning happened to be rewarded, in whichever language it came. This is the problem the R1 paper reports for R1-Zero: its chains of thought mixed languages and were hard to read.
+# Some of the base's rare reasoning traces used the second language's connector (`luego` for `so`), a few mixed both. Nothing in the rewards cares which word joins two steps, so RL amplified whatever reasoning happened to be rewarded, in whichever language it came. This is the problem the R1 paper reports for R1-Zero: its chains of thought mixed languages and were hard to read. Two views tell apart "more mixing" from "more reasoning": the share of all samples that mix, and the share of reasoning traces that mix (as notebook 04 does for reflection).
 
 # %%
-fig, ax = plt.subplots(figsize=(5, 3.2))
-for seed, history in histories.items():
-    steps, values = series(history, "eval/language_mixing_rate")
-    ax.plot(steps, values, marker="o", label=f"seed {seed}")
-ax.set_xlabel("GRPO step"); ax.set_ylabel("share of held-out samples"); ax.set_ylim(0, 1)
-ax.set_title("reasoning that uses a second-language word"); ax.legend(); ax.grid(alpha=0.3)
-plt.show()
+import numpy as np
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+for ax, key, title in ((axes[0], "eval/language_mixing_rate", "of all held-out samples"),
+                       (axes[1], "eval/language_mixing_per_trace", "of reasoning traces only")):
+    for seed, history in histories.items():
+        ax.plot(*series(history, key), marker="o", label=f"seed {seed}")
+    ax.set_xlabel("GRPO step"); ax.set_title(f"mixing languages, {title}"); ax.grid(alpha=0.3); ax.legend(fontsize=8)
+axes[0].set_ylabel("share"); axes[0].set_ylim(0, 1)
+plt.tight_layout(); plt.show()
 mixing = {seed: series(h, "eval/language_mixing_rate")[1] for seed, h in histories.items()}
+per_trace = {seed: series(h, "eval/language_mixing_per_trace")[1] for seed, h in histories.items()}
+trace_change = float(np.mean([v[-1] - v[0] for v in per_trace.values()]))
 say(f"At step 0, {min(v[0] for v in mixing.values()):.0%}–{max(v[0] for v in mixing.values()):.0%} of held-out samples "
     f"mix languages; at the end, {min(v[-1] for v in mixing.values()):.0%}–{max(v[-1] for v in mixing.values()):.0%}. "
-    f"Multi-stage R1 fixes this with a language-consistency reward and a readable cold start: notebooks 05 and 06.")
+    f"Among reasoning traces only: {min(v[0] for v in per_trace.values()):.0%}–{max(v[0] for v in per_trace.values()):.0%} "
+    f"at step 0, {min(v[-1] for v in per_trace.values()):.0%}–{max(v[-1] for v in per_trace.values()):.0%} at the end "
+    f"(mean change {trace_change:+.0%}). "
+    + ("Per trace, mixing barely moved: it rose with reasoning, which it rides along with. "
+       if abs(trace_change) < 0.1 else "")
+    + "Multi-stage R1 fixes this with a language-consistency reward and a readable cold start: notebooks 05 and 06.")
 
 # %% [markdown]
-# **What it means.** Here, unlike in R1-Zero, nobody told the model to think. R1-Zero's template asked for reasoning inside `<think>` tags and its format reward required them; the tiny world's prompt is the bare expression and its format reward accepts a direct answer (notebook 01). That is a deliberate departure: whether to reason at all was left to RL, which makes this run a stricter test of emergence on that one point, not a copy of R1-Zero's setting. The model was rewarded only for right answers in a well-formed output, and it discovered that the rare step-by-step behaviour of its pretraining gets more answers right. RL amplified it: reasoning became the default, completions got longer, and accuracy climbed towards what the base could reach when *forced* to reason. That is the R1-Zero signature. Its ceiling is set by the base: RL sharpened an ability the base already had, it did not create arithmetic from nothing. And it amplified the base's habits along with its skills, language mixing included.
+# **What it means.** Here, unlike in R1-Zero, nobody told the model to think. R1-Zero's template asked for reasoning inside `<think>` tags and its format reward required them; the tiny world's prompt is the bare expression and its format reward accepts a direct answer (notebook 01). That is a deliberate departure: whether to reason at all was left to RL, which makes this run a stricter test of emergence on that one point, not a copy of R1-Zero's setting. The model was rewarded only for right answers in a well-formed output, and it discovered that the rare step-by-step behaviour of its pretraining gets more answers right. RL amplified it: reasoning became the default, completions got longer, and accuracy climbed towards what the base could reach when *forced* to reason. That is the R1-Zero signature. Its ceiling is set by the base: RL sharpened an ability the base already had, it did not create arithmetic from nothing. And it amplified the base's habits along with its skills: more reasoning brought more samples that mix languages (the sentence above says whether mixing also grew per trace).
 #
 # ### What DeepSeek tried and dropped
 #

@@ -7,6 +7,17 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 
+# A summary statistic's title above its bars (the key with spaces when it is not listed).
+STAT_TITLES = {
+    "pass@1": "pass@1",
+    "reasoning_rate": "samples that reason",
+    "reflection_rate": "samples that reflect",
+    "reflection_per_trace": "reasoning traces that reflect",
+    "language_mixing_rate": "samples mixing languages",
+    "language_mixing_per_trace": "reasoning traces mixing languages",
+    "mean_length": "mean length",
+}
+
 # How a metric is labelled on a y-axis (the metric name itself when it is not listed).
 AXIS_LABELS = {
     "reward": "mean reward",
@@ -120,8 +131,10 @@ def plot_before_after(before: dict[str, float], after: dict[str, float], keys: S
     figure, axes = plt.subplots(1, len(keys), figsize=(3 * len(keys), 3), squeeze=False)
     for ax, key in zip(axes[0], keys):
         bars = ax.bar(list(labels), [before[key], after[key]], color=["0.6", "tab:blue"])
-        ax.bar_label(bars, fmt="%.2f")
-        ax.set_title(key)
+        ax.bar_label(bars, fmt="%.2f", padding=2)
+        top = max(before[key], after[key])
+        ax.set_ylim(0, top * 1.2 if top > 0 else 1.0)  # headroom, so the value labels stay clear of the title
+        ax.set_title(STAT_TITLES.get(key, key.replace("_", " ")))
         ax.set_ylabel("tokens" if "length" in key else "share" if key != "pass@1" else "pass@1")
     figure.suptitle(title)
     figure.tight_layout()

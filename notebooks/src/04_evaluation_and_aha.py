@@ -82,7 +82,7 @@ for name, result in results.items():
     ks = list(range(1, k + 1))
     ax.plot(ks, [result.pass_at(j) for j in ks], marker="o", label=f"{name} pass@k")
     ax.axhline(table[name][f"cons@{k}"], ls="--", color=ax.lines[-1].get_color(), alpha=0.6, label=f"{name} cons@{k}")
-ax.set_xlabel("k"); ax.set_ylabel("accuracy"); ax.set_ylim(0, 1.02); ax.legend(fontsize=8); ax.set_title("pass@k and majority vote")
+ax.set_xlabel("k"); ax.set_ylabel("accuracy"); ax.set_ylim(0, 1.08); ax.legend(fontsize=8); ax.set_title("pass@k and majority vote")
 plt.show()
 
 # %% [markdown]
@@ -220,6 +220,17 @@ from r1lib.widgets import CompletionBrowser
 
 browser = CompletionBrowser(aha_dir / "completions.jsonl")
 browser.show();
+
+# %% [markdown]
+# The same log without the widget (a viewer that shows no widgets sees this): the first logged prompt of the first step against the first of the last step. A group whose completions all earn the same reward has advantage 0 everywhere and teaches nothing.
+
+# %%
+rows = []
+for step in (browser.steps[0], browser.steps[-1]):
+    question = browser.questions(step)[0]
+    rows += [[step, question, r["completion"], f"{r['reward']:.0f}", f"{r['advantage']:+.2f}"]
+             for r in browser.completions(step, question)]
+show_html(html_table(["step", "problem", "completion", "reward", "advantage"], rows))
 
 # %% [markdown]
 # ## Exercises

@@ -23,7 +23,6 @@ from pathlib import Path
 import torch
 
 from .causal_lm import CausalLMTrainer, CrossEntropyLoss, Rows
-from .causal_lm import uses_flash_attention  # noqa: F401  (offered here, as before it moved to causal_lm)
 from .configs import SFTConfig
 from .records import Encoded, PromptCompletion, encode_example, pack
 from .estimates import StepShape

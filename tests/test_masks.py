@@ -11,7 +11,8 @@ import torch.nn.functional as F
 
 from r1lib.configs import SFTConfig
 from r1lib.records import PromptCompletion, collate, encode_example, pack
-from r1lib.sft import SFTTrainer, uses_flash_attention
+from r1lib.causal_lm import uses_flash_attention
+from r1lib.sft import SFTTrainer
 from r1lib.tasks import ChainTask
 from r1lib.tiny.model import TinyModelConfig, build_tiny_model
 

@@ -100,10 +100,10 @@ class Pipeline(StageBookkeeping):
         return self._grpo("r1_zero", "base", self.config.r1_zero, rewards, self.zero_task, self.zero_train,
                           self.zero_eval)
 
-    def reasoning_rewards(self, language: bool = True) -> list[RewardFunc]:
-        """Stage 2's rewards: accuracy, the readable format, and (unless ``language=False``) language consistency."""
-        rewards = [make_accuracy_reward(self.task), readable_format_reward]
-        return rewards + [self.config.language_reward()] if language else rewards
+    def reasoning_rewards(self) -> list[RewardFunc]:
+        """Stage 2's rewards: accuracy, the readable format and language consistency (the ablation of
+        :meth:`reasoning_rl` keeps all three and weighs the last by 0)."""
+        return [make_accuracy_reward(self.task), readable_format_reward, self.config.language_reward()]
 
     def adopt_r1_zero(self, model_dir: str | Path) -> Path:
         """Use an R1-Zero model trained elsewhere (notebook 03's run) as this pipeline's ``r1_zero`` stage."""

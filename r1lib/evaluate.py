@@ -221,6 +221,47 @@ def evaluate(
     return result
 
 
+def kl_to_reference(
+    policy,
+    reference,
+    tokenizer,
+    task: Task,
+    examples: list[Example],
+    k: int = 4,
+    temperature: float = 1.0,
+    max_new_tokens: int = 96,
+    batch_prompts: int = 32,
+    seed: int = 0,
+) -> float:
+    """How far ``policy`` has drifted from ``reference``: KL(policy || reference) per completion token.
+
+    It is measured on ``k`` of the policy's own samples per example, with the k3 estimator that GRPO's
+    loss and its logged ``kl`` use, so it can be set beside a run's log; unlike the log it needs no
+    β > 0 (a run with ``beta=0`` keeps no reference). Both models must share ``tokenizer``.
+    """
+    import torch
+
+    from .grpo.loss import per_token_kl  # imported here: the grpo package imports this module
+    from .logprobs import completion_logps
+    from .rollout import render_prompts, rollout
+
+    if not examples or k < 1:
+        raise ValueError(f"kl_to_reference needs at least one example and k >= 1, got {len(examples)} and {k}")
+    generator = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)
+    total, tokens = 0.0, 0
+    for start in range(0, len(examples), batch_prompts):
+        prompts = render_prompts(tokenizer, [task.prompt(e) for e in examples[start : start + batch_prompts]])
+        out = rollout(policy, tokenizer, prompts, k, max_new_tokens, temperature, generator=generator)
+        with torch.no_grad():
+            batch = (out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask)
+            logps, _ = completion_logps(policy, *batch, temperature=temperature)
+            ref_logps, _ = completion_logps(reference, *batch, temperature=temperature)
+        mask = out.completion_mask.float()
+        total += float((per_token_kl(logps.float(), ref_logps.float()) * mask).sum())
+        tokens += int(mask.sum())
+    return total / max(1, tokens)
+
+
 def evaluate_checkpoints(
     checkpoints: Sequence[str | Path],
     task: Task,

@@ -155,7 +155,7 @@ def get_profile(name: str | None = None) -> Profile:
     profile = profiles[name]
     if profile.is_tiny and not (TINY_BASE / "model.safetensors").exists():
         raise FileNotFoundError(
-            f"the tiny base model is missing from {TINY_BASE}; rebuild it with `make tiny-base`"
+            f"the tiny base model is missing from {TINY_BASE}; rebuild it with `make tiny-models` (about 50 min on 2 cores), or reinstall r1lib"
         )
     return profile
 
@@ -172,8 +172,8 @@ def describe(profile: Profile) -> str:
     if not profile.is_tiny:
         lines.append("Numbers in the text were measured on the tiny world (cpu profile); the assertions at the end "
                      "check this profile's own expectations.")
-    lines.append(f"To switch: set {ENV_VAR}=cpu, smoke or gpu before Python starts (in Colab: "
-                 f"os.environ['{ENV_VAR}'] = 'cpu' at the top, then restart the runtime), or call get_profile('cpu').")
+    lines.append(f"To switch: set {ENV_VAR}=cpu, smoke or gpu before get_profile() runs (in Colab: PROFILE in the "
+                 "install cell at the top; then run the notebook again, no restart needed), or call get_profile('cpu').")
     return "\n".join(lines)
 
 

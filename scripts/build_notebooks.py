@@ -45,10 +45,17 @@ def badge(stem: str, repository: str) -> str:
 
 
 INSTALL_CELL = '''\
-# Colab only: fetch the course and install what Colab lacks. Safe to run again, also after a
-# runtime restart. Anywhere else (make course, make lab, your own Jupyter) it does nothing.
+# The profile. "cpu": the tiny world, which the text and its numbers describe; minutes, on any runtime
+# (a GPU one too). "gpu": Qwen2.5 on GSM8K instead, on a GPU runtime; hours, and other numbers.
+# get_profile() reads it when the next cell runs: after a change, run the notebook again (no restart).
+PROFILE = "cpu"
+
+# Colab only: fetch the course and install what Colab lacks, and apply PROFILE. Safe to run again, also
+# after a runtime restart. Anywhere else it does nothing: $R1LIB_PROFILE decides there (make course: cpu),
+# else gpu on a machine with a GPU and cpu without.
 import os, subprocess, sys
 if "google.colab" in sys.modules:
+    os.environ["R1LIB_PROFILE"] = PROFILE
     COURSE = os.environ.get("R1_COURSE_DIR", "/content/r1-course")
     if not os.path.isdir(os.path.join(COURSE, "r1lib")):
         subprocess.run(["git", "clone", "--depth", "1", "{repository}", COURSE], check=True)
@@ -59,6 +66,13 @@ if "google.colab" in sys.modules:
     if COURSE not in sys.path:
         sys.path.insert(0, COURSE)  # an editable install is only seen by a new interpreter otherwise
     os.chdir(os.path.join(COURSE, "notebooks"))'''
+
+
+PROFILE_NOTE = (
+    "**Profile.** The text, its numbers and the saved outputs come from the `cpu` profile: the tiny world, "
+    "which runs in minutes on a laptop or on any Colab runtime. In Colab the next cell sets it "
+    "(`PROFILE = \"cpu\"`), on a GPU runtime too; set `PROFILE = \"gpu\"` there to train Qwen2.5 on GSM8K instead."
+)
 
 
 def parse_cells(text: str) -> list[nbformat.NotebookNode]:
@@ -95,7 +109,7 @@ def build(source: Path, repository: str | None = None) -> nbformat.NotebookNode:
     cells = parse_cells(source.read_text())
     if not cells or cells[0].cell_type != "markdown":
         raise ValueError(f"{source.name} must start with a markdown cell (its title)")
-    cells[0].source = badge(source.stem, repository) + "\n\n" + cells[0].source
+    cells[0].source = badge(source.stem, repository) + "\n\n" + cells[0].source + "\n\n" + PROFILE_NOTE
     cells.insert(1, nbformat.v4.new_code_cell(INSTALL_CELL.replace("{repository}", repository)))
     notebook = nbformat.v4.new_notebook()
     notebook.cells = cells

@@ -82,6 +82,7 @@ for _ in range(2):  # a second run of the same cell, in the same kernel
     sys.modules.pop("r1lib", None)
     exec(cell, {})
 print(json.dumps({"calls": calls, "cwd": os.getcwd(), "path_entries": sys.path.count(os.environ["R1_COURSE_DIR"]),
+                  "profile": os.environ.get("R1LIB_PROFILE"),
                   "tiny_base": os.path.isfile("../data/tiny-base/model.safetensors")}))
 """
 
@@ -102,13 +103,15 @@ def test_the_colab_install_cell_is_idempotent_and_survives_a_restart(tmp_path):
     results = []
     for installed in ("0", "1"):  # before and after the restart
         out = subprocess.run([sys.executable, str(harness), str(cell)], cwd=tmp_path, capture_output=True, text=True,
-                             env={**os.environ, "R1_COURSE_DIR": str(course), "FAKE_INSTALLED": installed})
+                             env={**os.environ, "R1_COURSE_DIR": str(course), "FAKE_INSTALLED": installed,
+                                  "R1LIB_PROFILE": "gpu"})  # what an earlier run of another choice left
         assert out.returncode == 0, out.stderr
         results.append(json.loads(out.stdout.splitlines()[-1]))
     assert results[0]["calls"] == ["git", "pip"]  # first session: clone and install, once for two runs
     assert results[1]["calls"] == []  # after the restart: nothing to fetch or install
     for result in results:
         assert result["cwd"] == str(course / "notebooks") and result["path_entries"] == 1 and result["tiny_base"]
+        assert result["profile"] == "cpu"  # the cell's PROFILE, whatever the runtime
 
 
 # `make test` runs each test file on one worker (pytest-xdist's loadfile), so these run in order:

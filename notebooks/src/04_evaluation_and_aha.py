@@ -8,6 +8,8 @@
 # * **cons@k** (self-consistency): the majority vote of k samples. In the Nature paper, R1-Zero scored 77.9% pass@1 on AIME 2024 and 86.7% with self-consistency. (The earlier arXiv version reported 71.0% pass@1 and 86.7% cons@64.)
 # * **The aha moment.** During RL the paper saw reflection words such as "wait" become much more frequent, suddenly in its telling, with the model re-examining its steps. We show when and why that happens in the tiny world: not on chains, but on the search task, where checking a candidate is easier than finding the answer. (In the tiny world the rise is not sudden; we measure how it spreads over the steps.)
 # * A **completion browser** to read what the model actually wrote.
+#
+# **Time.** On the cpu profile, about a minute on 2 cores. On the gpu profile, about 30 minutes on a free T4 (200 GRPO steps on the search task, plus the evaluations): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
 
 # %%
 import json
@@ -241,11 +243,18 @@ show_html(html_table(["step", "problem", "completion", "reward", "advantage"], r
 # %% [solution]
 # Solution to exercise 1 (collapsed).
 cool = dict(sampling, temperature=0.6)
+changes = {}
 for name, m in (("base", base_model), ("R1-Zero", final_model)):
     r = evaluate(m, tokenizer, exp.task, questions, **cool)
-    print(f"{name:>8} at T=0.6: pass@1 {r.pass_at_1:.3f}  cons@{k} {r.cons_at_k(exp.task, questions):.3f}  pass@{k} {r.pass_at(k):.3f}")
-# A lower temperature pulls each sample towards the model's habit. R1-Zero's habit is to reason, so its pass@1 rises;
-# the base's habit is a direct guess, so its pass@1 falls. pass@k loses some of the diversity it lives on.
+    at_cool = {"pass@1": r.pass_at_1, f"cons@{k}": r.cons_at_k(exp.task, questions), f"pass@{k}": r.pass_at(k)}
+    for metric, value in at_cool.items():
+        changes[(name, metric)] = value - table[name][metric]
+    print(f"{name:>8} at T=0.6: " + "  ".join(f"{m_} {v:.3f} ({v - table[name][m_]:+.3f})" for m_, v in at_cool.items()))
+largest = max(changes, key=lambda key: abs(changes[key]))
+print(f"largest change from T={config.temperature} to T=0.6: {largest[0]}'s {largest[1]}, {changes[largest]:+.3f}")
+# A lower temperature pulls each sample towards the model's habit, so pass@1 moves towards what the model does most
+# often: up for a model whose habit is right, down for one whose habit is a wrong guess. cons@k already votes for the
+# habit, so it moves little. pass@k lives on the diversity that a lower temperature removes, so it tends to fall.
 
 # %% [solution]
 # Solution to exercise 2 (collapsed).

@@ -11,6 +11,8 @@
 # From here on, some prompts are posed in the tiny world's **second language**: a one-word system message, `es`, before the question asks for reasoning with `luego` and `espera` instead of `so` and `wait`. The paper saw language mixing "particularly when RL prompts involve multiple languages", and notebook 06 needs that condition. About half of the held-out problems are posed that way (the share is printed below); R1-Zero (notebook 03) only ever saw the first language.
 #
 # Everything runs through `r1lib.pipeline`, which keeps each stage in its own folder under `runs/pipeline/<profile>/`; notebook 06 continues from there.
+#
+# **Time.** On the cpu profile, a few minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (SFT, then four short stage-2 RL runs for the sweep): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
 
 # %%
 import json

@@ -8,6 +8,8 @@
 # 4. **RL for all scenarios.** Rules score reasoning prompts, and a reward model trained on preferences scores general prompts. A reward model can be fooled, so we judge general replies by a **gold rule** instead: a reply is acceptable when it is exactly one of the task's preferred forms. Then we push the reward model until it is fooled, and contain it.
 #
 # Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again. Run alone, the notebook trains what it needs first.
+#
+# **Time.** On the cpu profile, about six minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (RL, reward model, rejection sampling, SFT, final RL): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
 
 # %%
 import json
@@ -58,7 +60,6 @@ if profile.is_tiny:
 # %%
 show_source(pipeline.reasoning_rl)
 runs = {(lc, seed): pipeline.reasoning_rl(language_reward=lc, seed=seed) for lc in (True, False) for seed in SEEDS}
-stage2 = runs[(True, SEEDS[0])]
 
 
 def curve(folder, key):
@@ -85,7 +86,7 @@ plt.tight_layout(); plt.show()
 # The curves average both languages' training samples over the seeds; the bands are ± one standard error. Now the held-out problems, half of them in each language, for every seed:
 
 # %%
-by_language = {language: [e for e in pipeline.eval_examples if example_language(e) == language] for language in ("en", "es")}
+LANGUAGES = ("en", "es")  # the prompts' languages: first and second
 
 
 def measure(folder):
@@ -96,7 +97,7 @@ def measure(folder):
            "pass@1": result.pass_at_1}
     scores = language_scores(result, config.language_reward(), pipeline.task, pipeline.eval_examples)
     k = len(result.correct[0])
-    for language in by_language:
+    for language in LANGUAGES:
         keep = [i for i, e in enumerate(pipeline.eval_examples) if example_language(e) == language]
         rows = [result.correct[i] for i in keep]
         judged = [s for s in (scores[i * k + j] for i in keep for j in range(k)) if s is not None]
@@ -184,7 +185,6 @@ say(f"General replies are {len(chosen_general) / len(mix):.0%} of the mix. The g
 
 # %%
 stage3_runs = {(start, seed): pipeline.rejection_sft(start, seed=seed) for start in ("base", "reasoning_rl") for seed in SFT_SEEDS}
-stage3 = stage3_runs[("base", SFT_SEEDS[0])]
 start_rows = {}
 for (start, seed), folder in stage3_runs.items():
     model, tokenizer = pipeline.load(folder)

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 07 · Distillation: a strong model's reasoning in a smaller student
 #
-# **What we will see.** The R1 paper's last lesson: reasoning distilled from R1 into small dense models beats large-scale RL on the small model itself. DeepSeek fine-tuned Qwen and Llama students (1.5B to 70B) on about 800k of R1's samples; distilled Qwen-32B scored 72.6 on AIME 2024, against 47.0 for RL on Qwen-32B-Base. Since then **on-policy distillation**, where the student samples and the teacher grades every token, was reported to reach an RL result at a fraction of the compute (Qwen3's report: 74.4% against 67.6% on AIME'24 for about 1,800 against 17,920 GPU-hours). Yet a small-scale public course found RL on a 0.6B model matching or beating SFT distillation, with different token budgets. The honest answer depends on the setting, so we run the experiment ourselves:
+# **What we will see.** The R1 paper's last lesson: reasoning distilled from R1 into small dense models beats large-scale RL on the small model itself. DeepSeek fine-tuned Qwen and Llama students (1.5B to 70B) on about 800k of R1's samples; distilled Qwen-32B scored 72.6 on AIME 2024, against 47.0 for RL on Qwen-32B-Base. Since then **on-policy distillation**, where the student samples and the teacher grades every token, was reported to reach an RL result at a fraction of the compute (Qwen3's report: 74.4% against 67.6% on AIME'24 for about 1,800 against 17,920 GPU-hours). Those comparisons set methods side by side at the budgets each happened to use. Whether distillation still wins when every method gets the same compute, and the teacher's own cost is set aside, is a question a small setting can answer exactly, so we run the experiment ourselves:
 #
 # * a **teacher**: notebook 04's R1-Zero on the search task, which learned to search and reflect;
 # * a **student**: a tiny base a quarter of the teacher's size, pretrained on the same corpus;
@@ -23,12 +23,16 @@ from r1lib.grpo import GRPOTrainer
 from r1lib.models import ModelSpec, load_model_and_tokenizer
 from r1lib.profiles import DATA_DIR, TINY_BASE, describe, get_profile, runs_dir
 from r1lib.trainer import parameter_count
+from r1lib.solutions import run_solutions_default
 from r1lib.widgets import html_table, say, show_html, show_source
+
+%load_ext r1lib.solutions
 
 profile = get_profile()
 print(describe(profile))
+RUN_SOLUTIONS = run_solutions_default(profile)  # True: the worked solutions that retrain run too (minutes)
 # The comparison needs five complete trainings of one student from one teacher, which the tiny world affords
-# on any machine; on the gpu profile it runs there too, and the last section gives the Qwen settings.
+# on any machine; on the gpu profile it runs there too, and the section "The GPU profile" gives the Qwen settings.
 world = profile if profile.is_tiny else get_profile("cpu")
 if world is not profile:
     print("notebook 07 runs its experiment on the tiny world (cpu profile settings) on every profile")
@@ -38,7 +42,7 @@ STUDENTS = {"teacher's base": TINY_BASE, "quarter student": DATA_DIR / "tiny-stu
 # %% [markdown]
 # ## The students
 #
-# The two students share the teacher's tokenizer and corpus and were pretrained by the same command, only narrower (`python -m r1lib.tiny.pretrain --hidden-size 64 --intermediate-size 192 ...`, see the README). Their statistics were measured as the base's were (notebook 00):
+# The two students share the teacher's tokenizer and corpus and were pretrained by the same command, only narrower (`python -m r1lib.tiny.pretrain --hidden-size 64 --intermediate-size 192 ...`; the Makefile's `tiny-models` target has the full commands). Their statistics were measured as the base's were (notebook 00):
 
 # %%
 rows = []
@@ -244,8 +248,11 @@ print(f"together: {format_bytes(teacher_memory.total + student_memory.total)} of
 # 1. Repeat the comparison for SFT and GRPO with the **sixteenth** student. Does the gap between distillation and RL grow?
 # 2. Logit KD with `top_k=5`: what changes in the loss, and in the result?
 # 3. Count the `wait`s in the teacher's traces and in each student's samples. Which students learned to reflect?
+#
+# The solutions to 1 and 2 train students, so they run only with `RUN_SOLUTIONS = True` (first code cell); the published notebook shows their output.
 
 # %% [solution]
+%%solution
 # Solution to exercise 1 (collapsed): the smallest student, SFT and GRPO only, the same budget rule.
 small = EqualComputeComparison(
     teacher_dir, ModelSpec(str(STUDENTS["sixteenth student"])), search.task, search.train_examples, search.eval_examples,
@@ -264,15 +271,21 @@ print(f"its base: search pass@1 {small_stats['search/pass@1']:.3f}; forced to re
 # its searches rely on has nothing for imitation or RL to build on.
 
 # %% [solution]
-# Solution to exercise 2 (collapsed): the teacher's distribution truncated to its 5 most likely tokens.
-student, tokenizer = load_model_and_tokenizer(ModelSpec(str(student_path)))
-trainer = DistillTrainer(student, tokenizer, teacher, traces.examples, replace(distill_config, top_k=5, max_steps=20, eval_steps=1000),
-                         progress=False)
-history = trainer.train()
-print(f"top-5 logit KD, 20 steps: loss {history[0]['loss']:.3f} -> {history[-1]['loss']:.3f}")
-# The target is now the teacher's 5 likeliest tokens, renormalised; the student is still scored with its whole
-# distribution, so mass it puts outside those 5 is penalised. What is lost is the teacher's ranking among the
-# rest (its "dark knowledge"), which a confident teacher gives little weight anyway.
+%%solution
+# Solution to exercise 2 (collapsed): logit KD on the teacher's whole distribution and on its 5 likeliest tokens,
+# two students trained alike: the same start, traces, steps and schedule, one setting changed.
+KD_STEPS = {"smoke": 3, "cpu": 60}[world.name]
+for name, top_k in (("whole distribution", None), ("top 5", 5)):
+    student, tokenizer = load_model_and_tokenizer(ModelSpec(str(student_path)))
+    arm_config = replace(distill_config, top_k=top_k, max_steps=KD_STEPS, eval_steps=10_000)
+    history = DistillTrainer(student, tokenizer, teacher, traces.examples, arm_config, progress=False).train()
+    r = evaluate(student, tokenizer, search.task, search.eval_examples, k=2, max_new_tokens=config.max_completion_length, seed=0)
+    print(f"{name:>18}: loss {history[0]['loss']:.3f} at step 1, {history[-1]['loss']:.3f} at step {KD_STEPS}; "
+          f"held-out pass@1 {r.pass_at_1:.3f} ± {r.pass_at_1_stderr:.3f}")
+# The loss: the target becomes the teacher's 5 likeliest tokens, renormalised, while the student is still scored with
+# its whole distribution, so its mass outside those 5 still costs it. The two losses are different quantities and
+# their values do not compare; the pass@1 lines do. What top-k drops is the teacher's ranking among the unlikely
+# tokens ("dark knowledge"), which a confident teacher on a 109-token vocabulary holds little of.
 
 # %% [solution]
 # Solution to exercise 3 (collapsed).

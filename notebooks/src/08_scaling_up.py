@@ -236,7 +236,7 @@ for stage, teacher in (("sft", None), ("distill", "Qwen/Qwen2.5-7B")):
 # %% [markdown]
 # ## Exercises
 # 1. Would Qwen2.5-1.5B, trained with LoRA, fit on a T4 at the gpu profile's batch and lengths? What is the largest `per_device_train_batch_size` that fits?
-# 2. Write the launch files for 16 GPUs on two machines' worth of ZeRO-3 with a vLLM server, and read `num_processes` in the accelerate file. Why is it not 16?
+# 2. Write the launch files for one machine with 8 GPUs, ZeRO-3 and a vLLM server, and read `num_processes` in the accelerate file. Why is it not 8?
 # 3. Pass a third reward of your own to `trl_grpo_trainer`, written like r1lib's (`(prompts, completions, **columns)`). Where does TRL log it?
 
 # %% [solution]
@@ -250,14 +250,15 @@ for batch in (4, 8, 16, 32, 64):
 
 # %% [solution]
 # Solution to exercise 2 (collapsed).
-plan = LaunchPlan("grpo", "zero3", 16, "vllm-server", "bf16", model="Qwen/Qwen2.5-7B")
+plan = LaunchPlan("grpo", "zero3", 8, "vllm-server", "bf16", model="Qwen/Qwen2.5-7B")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    paths = write_launch(plan, profile.grpo, launch_root / "sixteen")
+    paths = write_launch(plan, profile.grpo, launch_root / "eight")
 print("".join(f"note: {w.message}\n" for w in caught))
 print(paths["accelerate"].read_text().split("num_processes: ")[1].split()[0], "training processes")
-# 15: one GPU serves vLLM, and accelerate starts one training process per remaining GPU. (Across two machines,
-# set num_machines: 2 and the main process address in the same file.)
+# 7: one GPU serves vLLM, and accelerate starts one training process per remaining GPU. The note above, if any,
+# says what that does to the batch. r1lib writes one machine's files; spreading a run over several machines also
+# needs num_machines, machine_rank and the main process's address in the accelerate file, set per machine.
 
 # %% [solution]
 # Solution to exercise 3 (collapsed).

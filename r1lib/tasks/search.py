@@ -1,11 +1,11 @@
 """The tiny world's search task, where checking a candidate is easier than finding the answer.
 
-``3851=7`` asks for two of the digits 3, 8, 5, 1 whose sum modulo 10 is 7. Any such pair is right,
-written ``a+b`` (``<answer>8+9</answer>``). A tiny model cannot see the right pair in one shot,
-but checking one pair is a single local step (``3+8=1``: not 7). So a trace that tries a pair,
+``3851=9`` asks for two of the digits 3, 8, 5, 1 whose sum modulo 10 is 9. Any such pair is right,
+written ``a+b`` (``<answer>8+1</answer>``). A tiny model cannot see the right pair in one shot,
+but checking one pair is a single local step (``3+8=1``: not 9). So a trace that tries a pair,
 checks it, says ``wait`` when it fails and tries the next one is reliable::
 
-    <think>3+8=1 wait 3+5=8 wait 3+1=4 wait 8+5=3 wait 8+1=9 wait 5+1=6 ...</think>
+    <think>3+8=1 wait 3+5=8 wait 3+1=4 wait 8+5=3 wait 8+1=9</think><answer>8+1</answer>
 
 That is the structure of DeepSeek-R1-Zero's "aha moment": reflection pays where verifying is
 cheaper than solving. In the chain task, by contrast, checking a step is exactly as hard as doing
@@ -64,7 +64,7 @@ class SearchTask:
         return [{"role": "user", "content": example.question}]
 
     def parse_question(self, question: str) -> tuple[list[int], int]:
-        """Digits and target of ``"3851=7"``; raises ValueError for anything else."""
+        """Digits and target of ``"3851=9"``; raises ValueError for anything else."""
         digits, equals, target = question.partition("=")
         if not equals or not digits.isdigit() or not target.isdigit() or len(digits) != self.num_digits:
             raise ValueError(f"not a search question: {question[:40]!r}")

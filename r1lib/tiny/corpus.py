@@ -2,7 +2,7 @@
 
 * **chain** (``3+5+9+2``): a direct answer, or a step-by-step trace ``3+5+9+2 so 8+9+2 so ...``.
   A tiny model cannot answer long chains directly but can reason them through.
-* **search** (``3851=7``): a direct answer is a *guess* (a random pair of the digits), because an
+* **search** (``3851=9``): a direct answer is a *guess* (a random pair of the digits), because an
   answer given without thinking is one; a trace tries a pair and checks it (``3+8=1``). Most traces
   are *careless* and answer the first pair they try, right or wrong; a few are *diligent* and go on
   after a failed check with ``wait``. Reflection exists, rarely, and pays.
@@ -44,7 +44,7 @@ class CorpusConfig:
     )
     search_weight: float = field(
         default=0.4,
-        metadata={"help": "Relative weight of search documents (3851=7) in the mixture."},
+        metadata={"help": "Relative weight of search documents (3851=9) in the mixture."},
     )
     general_weight: float = field(
         default=0.2,

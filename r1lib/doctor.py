@@ -166,6 +166,7 @@ def shipped_models() -> dict[str, Path]:
     from .profiles import DATA_DIR, TINY_BASE
 
     return {"tiny base": TINY_BASE,
+            "base, no reflection": DATA_DIR / "tiny-base-no-reflection",
             "quarter student": DATA_DIR / "tiny-student-quarter",
             "sixteenth student": DATA_DIR / "tiny-student-sixteenth"}
 

@@ -26,6 +26,15 @@ ALL_REFLECTION_WORDS = REFLECTION_WORDS + SECOND_LANGUAGE_REFLECTION_WORDS
 _REFLECTION_RE = re.compile(r"\b(" + "|".join(ALL_REFLECTION_WORDS) + r")\b", re.IGNORECASE)
 
 
+def standard_error(values: Sequence[float]) -> float:
+    """The standard error of the mean of ``values`` (sample standard deviation over sqrt(n)); 0 for
+    fewer than two values."""
+    if len(values) < 2:
+        return 0.0
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values))
+
+
 def has_reflection(text: str) -> bool:
     """True when the completion contains a reflection word (:data:`ALL_REFLECTION_WORDS`) as a whole word."""
     return _REFLECTION_RE.search(text) is not None
@@ -122,12 +131,7 @@ class EvalResult:
     def pass_at_1_stderr(self) -> float:
         """Standard error of :attr:`pass_at_1` from sampling: the spread of per-example accuracies
         over sqrt(number of examples). Two runs differing by less than ~2 of these are not different."""
-        per_example = [sum(row) / len(row) for row in self.correct if row]
-        if len(per_example) < 2:
-            return 0.0
-        mean = sum(per_example) / len(per_example)
-        variance = sum((v - mean) ** 2 for v in per_example) / (len(per_example) - 1)
-        return math.sqrt(variance / len(per_example))
+        return standard_error([sum(row) / len(row) for row in self.correct if row])
 
     @property
     def reflection_rate(self) -> float:
@@ -202,14 +206,17 @@ def evaluate(
     batch_size: int = 128,
     seed: int = 0,
     progress: bool = False,
+    prompt: Callable[[Example], Any] | None = None,
 ) -> EvalResult:
     """Sample ``k`` completions per example and verify each.
 
     ``prefill`` is appended to every prompt and prepended to every completion before scoring, e.g.
-    ``"<think>"`` to force reasoning or ``"<answer>"`` to force a direct answer.
+    ``"<think>"`` to force reasoning or ``"<answer>"`` to force a direct answer. ``prompt`` poses an
+    example differently (its chat messages; default ``task.prompt``), e.g. with few-shot turns first.
     """
     result = EvalResult([], [], [], [])
-    groups = sample_groups(model, tokenizer, [task.prompt(e) for e in examples], k, max_new_tokens, temperature, seed,
+    pose = prompt or task.prompt
+    groups = sample_groups(model, tokenizer, [pose(e) for e in examples], k, max_new_tokens, temperature, seed,
                            batch_prompts=max(1, batch_size // k), prefill=prefill)
     for example, group in tqdm(zip(examples, groups), total=len(examples), desc="evaluate", disable=not progress,
                                leave=False):

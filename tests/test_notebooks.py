@@ -12,7 +12,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 # The run folder each training notebook writes (under R1LIB_RUNS_DIR).
 RUN_FOLDERS = {"01_tasks_and_rewards": "01_hacking", "03_r1_zero": "03_r1_zero", "04_evaluation_and_aha": "04_aha",
                "05_cold_start": "pipeline", "06_multi_stage_r1": "pipeline", "07_distillation": "07_distillation",
-               "08_scaling_up": "08_scaling_up"}
+               "08_scaling_up": "08_scaling_up", "09_limits_and_open_questions": "09_limits"}
 
 
 def _load_script(name: str):
@@ -183,3 +183,17 @@ def test_a_progress_bar_is_judged_by_its_saved_final_state():
     nothing_to_do = notebook("SFT: 0%|          | 0/4", 0)  # a run whose budget was spent before its first step
     run.finish_progress_text(nothing_to_do)
     assert run.output_problems(nothing_to_do) == []
+
+
+def test_the_readme_quotes_each_notebooks_published_time(tmp_path):
+    """The course table's times are those of the committed cpu runs (scripts/course_times.py), and
+    the check notices a time that was edited by hand."""
+    times = _load_script("course_times")
+    assert times.main(["--check"]) == 0
+    published = times.course_times()
+    assert [t.stem for t in published] == [p.stem for p in NOTEBOOKS]
+    assert all(0 <= t.solution_seconds <= t.seconds for t in published)
+    readme = tmp_path / "README.md"
+    first = published[0]
+    readme.write_text(f"| `{first.stem}` | what | {times.format_seconds(first.course_seconds + 120)} |\n")
+    assert times.readme_times(readme)[first.stem] != times.format_seconds(first.course_seconds)

@@ -229,9 +229,11 @@ def last(history, key):
 original, _ = seed0_arm("original", loss_type="grpo", scale_rewards="group")
 for key in ("eval/pass@1", "completions/mean_length", "eval/reasoning_rate"):
     print(f"{key:>24}: dr_grpo {last(histories[SEEDS[0]], key):6.3f}   original grpo {last(original, key):6.3f}")
-# On a base this strong both normalisations reach about the same accuracy. The length bias of "grpo" (notebook 02)
-# shortens wrong answers' penalty per token and so favours long wrong answers; it matters when wrong answers are
-# common and long, as with a weak base. Compare the length lines: does "grpo" end longer here?
+# Two changes at once: "grpo" divides each completion's loss by its own length (notebook 02: a long wrong answer is
+# punished less per token), and scale_rewards="group" divides advantages by the group's spread, which weighs up
+# groups that are nearly all right or all wrong. Read the lines together: a change in the reasoning rate moves the
+# length too, since a reasoning trace is longer than a direct answer. One seed each: a difference within the
+# seed spread of the run above is noise.
 
 # %% [solution]
 %%solution
@@ -247,8 +249,9 @@ drift = {f"beta={config.beta}": kl_to_reference(trainer0.model, exp0.model, toke
 for name, kl in drift.items():
     print(f"{name:>10}: KL to the base {kl:.3f} per token on its own samples")
 print(f"pass@1 at the end: beta={config.beta} {last(histories[SEEDS[0]], 'eval/pass@1'):.3f}, beta=0 {last(free, 'eval/pass@1'):.3f}")
-# beta multiplies a penalty on this same quantity (k3 estimator), so with beta=0 the policy is free to move further.
-# How much further depends on the run: the learning rate and the shrinking reward spread limit the drift too.
+# beta multiplies a penalty on this same quantity (the k3 estimator), so beta=0 lifts the only explicit pull towards
+# the base. How much further the policy goes depends on the run: at beta=0.01 the penalty is small next to the
+# rewards, and the learning rate, its decay and the shrinking reward spread limit the drift too.
 
 # %% [solution]
 %%solution

@@ -249,12 +249,14 @@ for name, m in (("base", base_model), ("R1-Zero", final_model)):
     at_cool = {"pass@1": r.pass_at_1, f"cons@{k}": r.cons_at_k(exp.task, questions), f"pass@{k}": r.pass_at(k)}
     for metric, value in at_cool.items():
         changes[(name, metric)] = value - table[name][metric]
-    print(f"{name:>8} at T=0.6: " + "  ".join(f"{m_} {v:.3f} ({v - table[name][m_]:+.3f})" for m_, v in at_cool.items()))
+    print(f"{name:>8} at T=0.6: " + "  ".join(f"{m_} {v:.3f} ({v - table[name][m_]:+.3f})" for m_, v in at_cool.items())
+          + f"  reasoning {r.reasoning_rate:.2f} ({r.reasoning_rate - results[name].reasoning_rate:+.2f})")
 largest = max(changes, key=lambda key: abs(changes[key]))
 print(f"largest change from T={config.temperature} to T=0.6: {largest[0]}'s {largest[1]}, {changes[largest]:+.3f}")
-# A lower temperature pulls each sample towards the model's habit, so pass@1 moves towards what the model does most
-# often: up for a model whose habit is right, down for one whose habit is a wrong guess. cons@k already votes for the
-# habit, so it moves little. pass@k lives on the diversity that a lower temperature removes, so it tends to fall.
+# A lower temperature pulls each sample towards the model's habit. R1-Zero's habit is to reason, and reasoning is
+# right, so little changes. The base's habit is a direct guess: at T=0.6 fewer of its samples reason, so the
+# majority of 8 follows the guesses (cons@8), fewer samples are right (pass@1), and the 8 samples are less diverse,
+# so fewer problems get even one right answer (pass@8).
 
 # %% [solution]
 # Solution to exercise 2 (collapsed).

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..evaluate import EvalResult, evaluate
+from ..evaluate import EvalResult, evaluate, standard_error
 from ..format import is_readable_format
 from ..rejection import sample_groups
 from ..reward_model import RewardModel
@@ -79,20 +79,12 @@ def general_quality(model, tokenizer, requests: Sequence[Example], k: int = 16, 
                                 batch_prompts=None))
     verdicts = [general.judge(text, request) for group, request in zip(groups, requests) for text in group.texts]
     per_request = [sum(v == "acceptable" for v in verdicts[i * k : (i + 1) * k]) / k for i in range(len(requests))]
-    quality = {"gold_general": sum(per_request) / len(per_request), "gold_general_stderr": _stderr(per_request)}
+    quality = {"gold_general": sum(per_request) / len(per_request), "gold_general_stderr": standard_error(per_request)}
     quality.update({f"general/{v}": verdicts.count(v) / len(verdicts) for v in VERDICTS})
     if scorer is not None:
         scores = scorer.score([g.prompt for g in groups for _ in g.texts], [t for g in groups for t in g.texts])
         quality["rm_score"] = sum(scores) / len(scores)
     return quality
-
-
-def _stderr(values: Sequence[float]) -> float:
-    n = len(values)
-    if n < 2:
-        return 0.0
-    mean = sum(values) / n
-    return math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
 
 
 def evaluate_stage(model, tokenizer, pipeline: Pipeline, k: int = 4, seed: int = 7,

@@ -175,10 +175,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heads", type=int, default=TinyModelConfig.num_heads)
     parser.add_argument("--intermediate-size", type=int, default=TinyModelConfig.intermediate_size)
     parser.add_argument("--threads", type=int, default=2, help="torch threads; the bits of the result depend on it")
+    parser.add_argument("--diligent-rate", type=float, default=CorpusConfig.diligent_rate,
+                        help="share of search traces that keep searching after a failed check ('wait'); 0 gives a "
+                             "base that never saw reflection (notebook 09)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     shape = TinyModelConfig(args.hidden_size, args.layers, args.heads, args.intermediate_size)
-    config = PretrainConfig(max_steps=args.steps, seed=args.seed, eval_steps=args.eval_steps, model=shape)
+    config = PretrainConfig(max_steps=args.steps, seed=args.seed, eval_steps=args.eval_steps, model=shape,
+                            corpus=CorpusConfig(diligent_rate=args.diligent_rate))
     stats = pretrain(args.out, config)
     print(json.dumps(stats, indent=2))
 

@@ -89,7 +89,7 @@ def test_json_report_has_every_check_and_is_quick(capsys):
     assert time.perf_counter() - start < 3.0
     report = json.loads(capsys.readouterr().out)
     names = [check["name"] for check in report["checks"]]
-    assert names == [*doctor.TESTED, "cpu", "memory", "gpu", "tiny base", "quarter student", "sixteenth student",
+    assert names == [*doctor.TESTED, "cpu", "memory", "gpu", "tiny base", "base, no reflection", "quarter student", "sixteenth student",
                      "widgets", "profile"]
     assert report["ok"] is True
     assert all(set(check) == {"name", "status", "detail", "fix", "values"} for check in report["checks"])

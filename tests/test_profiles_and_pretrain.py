@@ -181,7 +181,7 @@ def test_a_plain_wheel_install_finds_the_tiny_base(tmp_path):
                     str(tmp_path / "wheel"), str(root)], check=True)
     wheel = next((tmp_path / "wheel").glob("r1lib-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for model in ("tiny-base", "tiny-student-quarter", "tiny-student-sixteenth"):
+    for model in ("tiny-base", "tiny-base-no-reflection", "tiny-student-quarter", "tiny-student-sixteenth"):
         assert f"r1lib/data/{model}/model.safetensors" in names
         assert f"r1lib/data/{model}/tokenizer.json" in names
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),

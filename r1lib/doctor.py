@@ -34,7 +34,7 @@ OPTIONAL = {"trl": 'pip install -e ".[gpu]"'}
 
 # The calibration run timed on the reference machine; `make course` scales with it.
 # calibration_seconds: the median of 3 runs with 2 threads on an idle machine (torch 2.13 CPU build).
-REFERENCE = {"machine": "2-core CPU (no GPU)", "calibration_seconds": 11.2, "course_minutes": 12.0}
+REFERENCE = {"machine": "2-core CPU (no GPU)", "calibration_seconds": 11.2, "course_minutes": 16.4}
 CALIBRATION_STEPS = 24  # GRPO-like steps (sample, then train): about 10 s on the reference machine
 # Two torch threads sharing their cores with another busy program ran the calibration 28 times slower
 # (measured): past this many seconds, the remaining steps are projected from the ones done.
@@ -43,7 +43,7 @@ CALIBRATION_TIME_LIMIT = 60.0
 # A process with torch, transformers and the tiny base peaks at 0.8 GiB (the calibration, measured), a
 # notebook kernel a little more; below this the course may swap or be killed.
 MIN_FREE_MEMORY_GIB = 2.0
-TINY_MODELS_FIX = "run `make tiny-models` (about 50 min) or reinstall r1lib"
+TINY_MODELS_FIX = "run `make tiny-models` (about an hour on 2 cores) or reinstall r1lib"
 
 
 @dataclass

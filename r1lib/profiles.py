@@ -155,7 +155,8 @@ def get_profile(name: str | None = None) -> Profile:
     profile = profiles[name]
     if profile.is_tiny and not (TINY_BASE / "model.safetensors").exists():
         raise FileNotFoundError(
-            f"the tiny base model is missing from {TINY_BASE}; rebuild it with `make tiny-models` (about 50 min on 2 cores), or reinstall r1lib"
+            f"the tiny base model is missing from {TINY_BASE}; rebuild it with `make tiny-models` (about an hour "
+            "on 2 cores), or reinstall r1lib"
         )
     return profile
 

@@ -143,6 +143,8 @@ def rebuild(source: Path, target: Path) -> tuple[nbformat.NotebookNode, list[int
         for i, (old, new) in enumerate(zip(committed.cells, fresh.cells)):
             if i not in changed and new.cell_type == "code":
                 new.outputs, new.execution_count = old.get("outputs", []), old.get("execution_count")
+                if "execution" in old.get("metadata", {}):  # the cell's timing, which scripts/course_times.py reads
+                    new.metadata["execution"] = old.metadata["execution"]
         if not changed:  # the committed run still describes this notebook: keep its widget state and provenance
             fresh.metadata.update({k: committed.metadata[k] for k in ("widgets", "r1course") if k in committed.metadata})
     return fresh, changed

@@ -76,13 +76,14 @@ def format_seconds(seconds: float) -> str:
 
 def readme_times(readme: Path = ROOT / "README.md") -> dict[str, str]:
     """A course table's last column, by notebook stem (rows ``| `03_r1_zero` | ... | 2.2 min |``)."""
-    rows = re.findall(r"^\| `(\d\d_[a-z_]+)` \|.*\| ([^|]+) \|$", readme.read_text(), re.MULTILINE)
+    # An exercise row (``| `03_r1_zero` | 2 | ...``) is not a notebook's row.
+    rows = re.findall(r"^\| `(\d\d_[a-z0-9_]+)` \| (?!\d \|).*\| ([^|]+) \|$", readme.read_text(), re.MULTILINE)
     return {stem: time.strip() for stem, time in rows}
 
 
 def guide_solution_times(guide: Path = ROOT / "docs" / "workshop.md") -> dict[tuple[str, int], str]:
     """The guide's exercise table, by (notebook stem, exercise): rows ``| `03_r1_zero` | 2 | ... | 35 s |``."""
-    rows = re.findall(r"^\| `(\d\d_[a-z_]+)` \| (\d) \|.*\| ([^|]+) \|$", guide.read_text(), re.MULTILINE)
+    rows = re.findall(r"^\| `(\d\d_[a-z0-9_]+)` \| (\d) \|.*\| ([^|]+) \|$", guide.read_text(), re.MULTILINE)
     return {(stem, int(number)): time.strip() for stem, number, time in rows}
 
 

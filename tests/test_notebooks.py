@@ -1,6 +1,7 @@
 """Every notebook runs top to bottom in the smoke profile; its final cell asserts what it promised."""
 
 import importlib.util
+import sys
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ RUN_FOLDERS = {"01_tasks_and_rewards": "01_hacking", "03_r1_zero": "03_r1_zero",
 def _load_script(name: str):
     spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # a dataclass in the script looks its module up there
     spec.loader.exec_module(module)
     return module
 
@@ -197,3 +199,29 @@ def test_the_readme_quotes_each_notebooks_published_time(tmp_path):
     first = published[0]
     readme.write_text(f"| `{first.stem}` | what | {times.format_seconds(first.course_seconds + 120)} |\n")
     assert times.readme_times(readme)[first.stem] != times.format_seconds(first.course_seconds)
+
+
+def test_a_rebuild_keeps_the_outputs_and_timings_of_unchanged_cells(tmp_path):
+    """make notebooks after an edit must not lose what course_times.py reads: each unchanged cell's
+    outputs and its execution timing."""
+    import shutil
+
+    build = _load_script("build_notebooks")
+    source = ROOT / "notebooks" / "src" / "03_r1_zero.py"
+    target = tmp_path / "03_r1_zero.ipynb"
+    shutil.copy(ROOT / "notebooks" / "03_r1_zero.ipynb", target)
+    committed = build.nbformat.read(target, as_version=4)
+    timed = [i for i, c in enumerate(committed.cells) if "execution" in c.get("metadata", {})]
+    assert timed, "the committed notebook carries cell timings"
+    fresh, changed = build.rebuild(source, target)
+    assert changed == []
+    for i in timed:
+        assert fresh.cells[i].metadata["execution"] == committed.cells[i].metadata["execution"]
+        assert fresh.cells[i].outputs == committed.cells[i].outputs
+
+
+def test_the_doctors_reference_course_time_is_the_published_one():
+    from r1lib.doctor import REFERENCE
+
+    total = sum(t.course_seconds for t in _load_script("course_times").course_times())
+    assert REFERENCE["course_minutes"] == round(total / 60, 1)

@@ -248,8 +248,7 @@ def kl_to_reference(
     """
     import torch
 
-    from .grpo.loss import per_token_kl  # imported here: the grpo package imports this module
-    from .logprobs import completion_logps
+    from .logprobs import completion_logps, per_token_kl
     from .rollout import render_prompts, rollout
 
     if not examples or k < 1:

@@ -125,3 +125,9 @@ def completion_logps(
     logps = selective_log_softmax(logits, completion_ids, temperature)
     entropy = token_entropy(logits, temperature) if with_entropy else None
     return logps, entropy
+
+
+def per_token_kl(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
+    """Schulman's k3 estimator of KL(policy || reference), per token: ``e^(ref-p) - (ref-p) - 1 >= 0``."""
+    delta = ref_logps - logps
+    return torch.exp(delta) - delta - 1

@@ -86,7 +86,10 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # The course: its experiments and what its notebooks show.
     "course": (
         "course", "course.equal_compute", "course.reward_hacking",
+        "course.limits",    # notebook 09's measurements of R1's limits
         "experiment",       # a profile turned into a model, a task and rewards, for a notebook
+        "solutions",        # the notebooks' %%solution switch
+        "doctor",           # the setup check: looks at every layer below
         "plots",            # the notebooks' figures
         "widgets",          # the notebooks' live views (trainer callbacks)
     ),

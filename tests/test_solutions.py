@@ -45,7 +45,10 @@ def test_the_magic_is_registered_in_ipython():
     from r1lib.solutions import load_ipython_extension
 
     shell = InteractiveShell.instance()
-    load_ipython_extension(shell)
-    shell.user_ns["RUN_SOLUTIONS"] = True
-    shell.run_cell("%%solution\nz = 41 + 1")
-    assert shell.user_ns["z"] == 42
+    try:
+        load_ipython_extension(shell)
+        shell.user_ns["RUN_SOLUTIONS"] = True
+        shell.run_cell("%%solution\nz = 41 + 1")
+        assert shell.user_ns["z"] == 42
+    finally:  # a live shell would make later tests in this process believe they run inside IPython
+        InteractiveShell.clear_instance()

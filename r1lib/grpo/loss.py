@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..configs import SCALE_REWARDS, GRPOConfig
+from ..logprobs import per_token_kl  # the k3 estimator, shared with evaluate.kl_to_reference
 
 
 def nanstd(values: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -52,12 +53,6 @@ def group_advantages(rewards: torch.Tensor, num_generations: int, scale_rewards:
     elif scale_rewards == "batch":
         advantages = advantages / (nanstd(rewards) + 1e-4)
     return advantages.nan_to_num(0.0)
-
-
-def per_token_kl(logps: torch.Tensor, ref_logps: torch.Tensor) -> torch.Tensor:
-    """Schulman's k3 estimator of KL(policy || reference), per token: ``e^(ref-p) - (ref-p) - 1 >= 0``."""
-    delta = ref_logps - logps
-    return torch.exp(delta) - delta - 1
 
 
 @dataclass

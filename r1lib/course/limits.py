@@ -14,13 +14,12 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
-from ..format import ANSWER_CLOSE, ANSWER_OPEN, THINK_CLOSE, THINK_OPEN
 from ..evaluate import EvalResult
+from ..format import ANSWER_CLOSE, ANSWER_OPEN, Messages
 from ..tasks.base import Example, Task
 from ..tasks.chain import ChainTask
 from ..tasks.search import SearchTask
-
-Messages = list[dict[str, str]]
+from ..tiny.corpus import chain_trace, search_trace
 
 # Surface forms of a bare expression. The tiny model has no instruction language, so a paraphrase can
 # only change how the same question is written; none of these forms is in its pretraining corpus.
@@ -33,18 +32,18 @@ _DIRECT_ANSWER = re.compile(re.escape(ANSWER_OPEN) + r"[^<]{1,8}" + re.escape(AN
 
 
 def worked_solution(task: Task, example: Example) -> str:
-    """The completion a worked example shows: the reasoning the pretraining corpus teaches, then the
-    answer (chains: each step rewrites the rest; search: pairs checked in order, ``wait`` after each
-    miss). Other tasks show the answer alone."""
+    """The completion a worked example shows: the pretraining corpus's own trace (chains: each step
+    rewrites the rest; search: pairs checked in order, ``wait`` after each miss), in the first
+    language, then the answer. Other tasks show the answer alone."""
     inner = getattr(task, "inner", task)  # a bilingual task poses its inner task's problems
+    english = random.Random(0)  # the connectors of the first language need no draw; the corpus asks for a generator
     if isinstance(inner, ChainTask):
-        thought = " so ".join(inner.solution_steps(example))
+        thought = chain_trace(inner, example, english)
     elif isinstance(inner, SearchTask):
-        steps = inner.search_steps(example)
-        thought = " wait ".join(f"{a}+{b}={inner.pair_sum((a, b))}" for (a, b), _ in steps)
+        thought, _ = search_trace(inner, example, english, diligent=True)
     else:
-        return f"{ANSWER_OPEN}{example.answer}{ANSWER_CLOSE}"
-    return f"{THINK_OPEN}{thought}{THINK_CLOSE}{ANSWER_OPEN}{example.answer}{ANSWER_CLOSE}"
+        thought = ""
+    return f"{thought}{ANSWER_OPEN}{example.answer}{ANSWER_CLOSE}"
 
 
 def few_shot_prompt(task: Task, shots: Sequence[Example]) -> Callable[[Example], Messages]:

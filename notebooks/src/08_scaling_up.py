@@ -38,7 +38,7 @@ print(describe(profile))
 #
 # A GRPO step holds the weights, the trainable parameters' gradients and AdamW's two moments, the activations saved for the backward pass, and the logits of every completion token over the whole vocabulary (151,936 entries for Qwen2.5). `r1lib.estimates.estimate_memory` adds these up from the model's shape. Its per-token activation constants were fitted to the peak memory of real steps measured on the CPU over 16 Qwen2 shapes (`tests/helpers/peak_memory.py`; the test suite checks the estimate within 20% on the tiny base and on a random Qwen2 with a 32k vocabulary). In half precision on a GPU the same formula with 2-byte activations is an estimate, not a measurement.
 #
-# Every r1lib trainer calls it before its first step; on a GPU it prints the estimate and the expected time per step, and stops with a `MemoryError` naming the setting to lower when the run cannot fit. Here is the gpu profile's step on a Colab T4 (15 GiB, fp16), next to variants that do not fit:
+# Every r1lib trainer calls it before its first step; on a GPU it prints the estimate and the expected time per step, and stops with a `MemoryError` naming the setting to lower when the run cannot fit. Here is the gpu profile's step on a Colab T4 (15 GiB, fp16), next to three variants; the last column says which fit:
 
 # %%
 T4 = DeviceInfo("cuda", "Tesla T4", 15 * GIB, (7, 5))
@@ -186,7 +186,7 @@ scale_table = [
      "32,768, then 65,536"],
     ["learning rate", f"{tiny_grpo.learning_rate:g} ({tiny_grpo.lr_scheduler_type})", f"{gpu_grpo.learning_rate:g} (LoRA)", "3e-6"],
     ["KL coefficient; reference", f"{tiny_grpo.beta:g}; the base", f"{gpu_grpo.beta:g}; none", "0.001; replaced by the policy every 400 steps"],
-    ["compute", f"{seconds_per_step['r1lib'] * tiny_grpo.max_steps / 60:.0f} min on this machine ({tiny_grpo.max_steps} steps)",
+    ["compute", f"about {seconds_per_step['r1lib'] * tiny_grpo.max_steps:.0f} s on this machine ({tiny_grpo.max_steps} steps)",
      f"about {seconds * gpu_grpo.max_steps / 60:.0f} min (estimated)",
      "about 101k H800 GPU-hours (512 GPUs for about 198 h), $202k at $2 per GPU-hour; all of R1 below"],
 ]
@@ -204,7 +204,7 @@ show_html(html_table(["", "tiny world (cpu)", "gpu profile (T4)", "DeepSeek-R1-Z
 #
 # The $294k is post-training, on top of a base model that already existed. Nature's news story on the paper set it beside about $6M for that base. DeepSeek-V3's technical report (arXiv:2412.19437) gives the details: 2.788M H800 GPU-hours for the base's official training, 2.664M of them pre-training, $5.576M at the same $2 per GPU-hour, which the report says leaves out earlier research and ablation experiments.
 #
-# Three consequences for a run of your own. **Sequence length** dominates memory and time: logits and activations grow with it, and the longest completion sets the step's duration, which is why large runs separate generation (vLLM, continuous batching) from training. **Batch size** sets the variance of the gradient: 512 samples per step at R1's scale, a few dozen on a T4. **The reference** costs a full copy of the weights unless, as with LoRA, it is the base with the adapter switched off; at R1's scale it is refreshed so that the KL term does not hold the policy near a model it has long outgrown.
+# Three consequences for a run of your own. **Sequence length** dominates memory and time: logits and activations grow with it, and the longest completion sets the step's duration, which is why large runs separate generation (vLLM, continuous batching) from training. **Batch size** sets the variance of the gradient: 512 samples per step at R1's scale, 16 in the gpu profile on a T4 (the table above). **The reference** costs a full copy of the weights unless, as with LoRA, it is the base with the adapter switched off; at R1's scale it is refreshed so that the KL term does not hold the policy near a model it has long outgrown.
 #
 # ## 5. SFT and distillation
 #

@@ -283,9 +283,9 @@ for name, top_k in (("whole distribution", None), ("top 5", 5)):
     print(f"{name:>18}: loss {history[0]['loss']:.3f} at step 1, {history[-1]['loss']:.3f} at step {KD_STEPS}; "
           f"held-out pass@1 {r.pass_at_1:.3f} ± {r.pass_at_1_stderr:.3f}")
 # The loss: the target becomes the teacher's 5 likeliest tokens, renormalised, while the student is still scored with
-# its whole distribution, so its mass outside those 5 still costs it. The two losses are different quantities and
-# their values do not compare; the pass@1 lines do. What top-k drops is the teacher's ranking among the unlikely
-# tokens ("dark knowledge"), which a confident teacher on a 109-token vocabulary holds little of.
+# its whole distribution, so its mass outside those 5 still costs it. The two losses differ by what the teacher puts
+# outside its top 5, its ranking among the unlikely tokens ("dark knowledge"): the closer the two lines, the less of
+# it this teacher holds on a 109-token vocabulary, and the less top-k changes the result.
 
 # %% [solution]
 # Solution to exercise 3 (collapsed).

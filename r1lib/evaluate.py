@@ -11,11 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
 from .format import extract_answer, extract_reasoning, uses_reasoning
-from .rewards import TINY_FOREIGN_WORDS, words
+from .logprobs import completion_logps, per_token_kl
 from .rejection import sample_groups
+from .rewards import TINY_FOREIGN_WORDS, words
+from .rollout import render_prompts, rollout
 from .tasks.base import Example, Task, verify
 
 # The ten reflection words tracked in the Nature version of the R1 paper.
@@ -246,11 +249,6 @@ def kl_to_reference(
     loss and its logged ``kl`` use, so it can be set beside a run's log; unlike the log it needs no
     β > 0 (a run with ``beta=0`` keeps no reference). Both models must share ``tokenizer``.
     """
-    import torch
-
-    from .logprobs import completion_logps, per_token_kl
-    from .rollout import render_prompts, rollout
-
     if not examples or k < 1:
         raise ValueError(f"kl_to_reference needs at least one example and k >= 1, got {len(examples)} and {k}")
     generator = torch.Generator(device=next(policy.parameters()).device).manual_seed(seed)

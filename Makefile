@@ -15,7 +15,7 @@ TEST_WORKERS ?= 2
 WHEELHOUSE ?= wheelhouse
 PIP_OFFLINE = $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
 
-.PHONY: help install doctor course test test-browser lab notebooks publish-notebooks tiny-models benchmarks clean
+.PHONY: help install doctor course test test-browser lab notebooks publish-notebooks tiny-models stages stages-check benchmarks clean
 
 help:
 	@echo "make doctor      check this machine: versions, cores, GPU, tiny models, widgets, time of make course"
@@ -26,6 +26,8 @@ help:
 	@echo "make notebooks   rebuild notebooks/*.ipynb from notebooks/src (outputs of unchanged cells are kept)"
 	@echo "make publish-notebooks  rebuild, then execute every notebook on the CPU profile into the committed files"
 	@echo "make tiny-models rebuild data/tiny-base, its twin without reflection and the two students from their seeds (about an hour on 2 cores)"
+	@echo "make stages      rebuild data/stages (the trained stages later notebooks read: 03's R1-Zero, 04's teacher, 05's cold start, 06's R1) from their seeds (about 3 minutes)"
+	@echo "make stages-check rebuild them into a temporary folder and compare every file's sha256 with the shipped ones"
 	@echo "make wheelhouse  download every wheel the course needs into $(WHEELHOUSE)/; make install then needs no network"
 
 $(STAMP): pyproject.toml scripts/install_torch.sh
@@ -81,6 +83,14 @@ tiny-models: install
 	$(PY) -m r1lib.tiny.pretrain --out data/tiny-student-sixteenth --steps 6000 --seed 0 --threads 2 --hidden-size 32 --intermediate-size 96
 	# The shipped base's twin whose corpus never shows reflection (notebook 09): the same recipe, no diligent search.
 	$(PY) -m r1lib.tiny.pretrain --out data/tiny-base-no-reflection --steps 6000 --seed 0 --threads 2 --diligent-rate 0
+
+# The stages a notebook reads from earlier ones, shipped so that any notebook starts on its own (r1lib.shipped):
+# trained by the notebooks' own code on the cpu profile, bit for bit on the same PyTorch and 2 threads.
+stages: install
+	$(PY) scripts/build_stages.py --threads 2
+
+stages-check: install
+	$(PY) scripts/build_stages.py --threads 2 --check
 
 benchmarks: install
 	@for b in benchmarks/*.py; do echo "== $$b"; $(PY) $$b; done

@@ -3,7 +3,7 @@
 One line per check, each ``ok``, ``warn`` or ``FAIL``; a FAIL line ends with the command that fixes
 it, and any FAIL makes the exit status non-zero (a warn does not). The checks: Python, torch,
 transformers and TRL against the tested versions; CPU cores and free memory; the GPU and the
-precision it gets; the shipped tiny models; whether ipywidgets can draw the dashboards; which
+precision it gets; the shipped tiny models and trained stages (sha256 checked); whether ipywidgets can draw the dashboards; which
 profile runs; and, from a ~10-second calibration run, how long ``make course`` takes here.
 
 ``--no-calibration`` skips the timing run, ``--json`` prints the report for a program.
@@ -184,6 +184,21 @@ def check_models() -> list[Check]:
     return checks
 
 
+STAGES_FIX = "run `make stages` (about 3 minutes on 2 cores) or reinstall r1lib"
+
+
+def check_stages() -> Check:
+    """The trained stages later notebooks read (r1lib.shipped): present, and every file matching its
+    recorded sha256. Without them a notebook opened on its own trains its predecessors first."""
+    from .shipped import SHIPPED, STAGES_DIR, problems
+
+    wrong = [problem for name in SHIPPED for problem in problems(name)]
+    if wrong:
+        return Check("shipped stages", FAIL, "; ".join(wrong), STAGES_FIX, {"path": str(STAGES_DIR)})
+    return Check("shipped stages", OK, f"{', '.join(SHIPPED)} in {STAGES_DIR} (sha256 checked)",
+                 values={"path": str(STAGES_DIR), "stages": list(SHIPPED)})
+
+
 def check_widgets() -> Check:
     """Whether the live dashboards and progress bars (ipywidgets 8) can draw."""
     version = installed_version("ipywidgets")
@@ -322,7 +337,7 @@ def run_checks(calibrate: bool = True) -> list[Check]:
     steps: list[tuple[str, Callable[[], Check | list[Check]]]] = [
         *((package, lambda package=package: check_version(package)) for package in TESTED),
         ("cpu", check_cpu), ("memory", check_memory), ("gpu", check_gpu),
-        ("tiny models", check_models), ("widgets", check_widgets), ("profile", check_profile),
+        ("tiny models", check_models), ("shipped stages", check_stages), ("widgets", check_widgets), ("profile", check_profile),
     ]
     if calibrate:
         steps.append(("course time", check_course_time))

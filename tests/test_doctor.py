@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 import types
@@ -69,6 +70,22 @@ def test_a_missing_tiny_model_fails_the_run_and_prints_the_fix(monkeypatch, tmp_
     assert failing[0].endswith("fix: " + doctor.TINY_MODELS_FIX)
 
 
+def test_shipped_stages_are_checked_against_their_hashes(monkeypatch, tmp_path, capsys):
+    from r1lib import shipped
+
+    good = doctor.check_stages()
+    assert good.status == doctor.OK and good.values["stages"] == list(shipped.SHIPPED) and "sha256 checked" in good.detail
+    damaged = tmp_path / "stages"
+    shutil.copytree(shipped.STAGES_DIR, damaged)
+    weights = damaged / "cold_start" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"x")
+    monkeypatch.setattr(shipped, "STAGES_DIR", damaged)
+    assert doctor.main(["--no-calibration"]) == 1
+    failing = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+    assert len(failing) == 1 and failing[0].split()[:3] == ["FAIL", "shipped", "stages"]
+    assert failing[0].endswith("cold_start: model.safetensors does not match its recorded sha256; fix: " + doctor.STAGES_FIX)
+
+
 def test_warnings_leave_the_exit_status_at_zero(monkeypatch, capsys):
     monkeypatch.setattr(doctor, "check_widgets", lambda: doctor.Check("widgets", doctor.WARN, "none", "install"))
     assert doctor.main(["--no-calibration"]) == 0
@@ -89,8 +106,8 @@ def test_json_report_has_every_check_and_is_quick(capsys):
     assert time.perf_counter() - start < 3.0
     report = json.loads(capsys.readouterr().out)
     names = [check["name"] for check in report["checks"]]
-    assert names == [*doctor.TESTED, "cpu", "memory", "gpu", "tiny base", "base, no reflection", "quarter student", "sixteenth student",
-                     "widgets", "profile"]
+    assert names == [*doctor.TESTED, "cpu", "memory", "gpu", "tiny base", "base, no reflection", "quarter student",
+                     "sixteenth student", "shipped stages", "widgets", "profile"]
     assert report["ok"] is True
     assert all(set(check) == {"name", "status", "detail", "fix", "values"} for check in report["checks"])
     assert all(check["status"] in (doctor.OK, doctor.WARN) for check in report["checks"])

@@ -40,6 +40,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "tiny",             # the tiny world's package (empty: its modules sit in several layers)
         "tiny.tokenizer",   # the tiny world's tokenizer
         "tiny.model",       # the tiny world's model shape
+        "shipped",          # the tiny world's trained stages shipped in data/stages, with their hashes
     ),
     # A task: examples, a prompt for each, a verifier for answers.
     "task": (
@@ -87,6 +88,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "course": (
         "course", "course.equal_compute", "course.reward_hacking",
         "course.limits",    # notebook 09's measurements of R1's limits
+        "course.predecessors",  # what a notebook reads from earlier ones: their run, the shipped stage, or training
         "experiment",       # a profile turned into a model, a task and rewards, for a notebook
         "solutions",        # the notebooks' %%solution switch
         "doctor",           # the setup check: looks at every layer below

@@ -105,15 +105,21 @@ class Pipeline(StageBookkeeping):
         :meth:`reasoning_rl` keeps all three and weighs the last by 0)."""
         return [make_accuracy_reward(self.task), readable_format_reward, self.config.language_reward()]
 
-    def adopt_r1_zero(self, model_dir: str | Path) -> Path:
-        """Use an R1-Zero model trained elsewhere (notebook 03's run) as this pipeline's ``r1_zero`` stage."""
+    def adopt(self, stage: str, model_dir: str | Path, origin: str = "own run") -> Path:
+        """Use a model trained elsewhere as this pipeline's training stage ``stage``: notebook 03's
+        R1-Zero, or a stage shipped with r1lib. ``origin`` (``"own run"``, ``"shipped"``) is recorded
+        in its ``stage.json``; a stage already done is kept as it is."""
+        if stage not in STAGES or stage.endswith("_data"):
+            raise ValueError(f"only a training stage can be adopted, one of "
+                             f"{tuple(s for s in STAGES if not s.endswith('_data'))}; got {stage!r}")
+
         def adopt() -> tuple[Path, dict[str, Any]]:
             model, tokenizer = self.load(model_dir)
-            save_checkpoint(self.final("r1_zero"), model, tokenizer)
-            return self.final("r1_zero"), {"adopted_from": str(model_dir)}
+            save_checkpoint(self.final(stage), model, tokenizer)
+            return self.final(stage), {"adopted_from": str(model_dir), "origin": origin}
 
         # Adopting trains nothing, so its log says only that it finished.
-        return self.run_once("r1_zero", adopt, lambda: self.final("r1_zero"), announce=False)
+        return self.run_once(stage, adopt, lambda: self.final(stage), announce=False)
 
     def cold_start(self, size: int | None | str = "config") -> Path:
         """SFT of the base on the first ``size`` examples of the cold-start set (None: all of them).

@@ -50,7 +50,7 @@ class ShippedStage:
 
 SHIPPED: dict[str, ShippedStage] = {s.name: s for s in (
     ShippedStage("r1_zero", "R1-Zero on chains, seed 0", "notebook 03", ("04", "05", "06", "09")),
-    ShippedStage("search_r1_zero", "R1-Zero on the search task (the teacher of notebook 07)", "notebook 04",
+    ShippedStage("search_r1_zero", "R1-Zero on the search task, the teacher of notebook 07", "notebook 04",
                  ("07", "09")),
     ShippedStage("cold_start", "the pipeline's cold-start model", "notebook 05", ("06", "09")),
     ShippedStage("final_r1", "the pipeline's final R1 (stage 4)", "notebook 06", ("09",)),

@@ -2,7 +2,7 @@
 
 A notebook that reads an earlier notebook's model (notebook 04 reads 03's R1-Zero, 07 reads 04's
 teacher, ...) takes the earlier run when it exists, else the stage shipped here, else trains it.
-The shipped stages live in ``data/stages/<name>/`` beside :data:`MANIFEST`, which records for each:
+The shipped stages live in ``data/stages/<name>/`` beside ``manifest.json``, which records for each:
 the sha256 of every file, and the *fingerprint* of the settings it was trained with. A shipped stage
 is used only when the fingerprint of the settings in force matches (change the cpu profile and the
 notebook trains its own), and only when every file matches its hash (a damaged file is an error,
@@ -23,10 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from .checkpoint import atomic_directory, atomic_write_text
-from .profiles import DATA_DIR
+from .profiles import DATA_DIR, ROOT
 
-STAGES_DIR = DATA_DIR / "stages"
-MANIFEST = STAGES_DIR / "manifest.json"
+
+def stages_dir() -> Path:
+    """``stages/`` beside the tiny models; when ``$R1LIB_DATA_DIR`` names a folder without shipped
+    stages, those of the checkout, else of the installed package."""
+    for candidate in (DATA_DIR / "stages", ROOT / "data" / "stages", Path(__file__).resolve().parent / "data" / "stages"):
+        if (candidate / "manifest.json").exists():
+            return candidate
+    return DATA_DIR / "stages"
+
+
+STAGES_DIR = stages_dir()
 TRAIN_ENV_VAR = "R1LIB_TRAIN_STAGES"
 # The files a shipped stage keeps: the model and its tokenizer, nothing of the trainer's state.
 STAGE_FILES = ("model.safetensors", "config.json", "generation_config.json", "tokenizer.json",
@@ -35,12 +44,12 @@ STAGE_FILES = ("model.safetensors", "config.json", "generation_config.json", "to
 
 @dataclass(frozen=True)
 class ShippedStage:
-    """One stage a later notebook reads: its name, what it is, and who makes and reads it."""
+    """One stage a later notebook reads: its name, what it is, and the notebook that makes it
+    (:data:`r1lib.course.predecessors.READS` says who reads it)."""
 
     name: str
     what: str
     made_by: str
-    read_by: tuple[str, ...]
 
     @property
     def folder(self) -> Path:
@@ -49,11 +58,10 @@ class ShippedStage:
 
 
 SHIPPED: dict[str, ShippedStage] = {s.name: s for s in (
-    ShippedStage("r1_zero", "R1-Zero on chains, seed 0", "notebook 03", ("04", "05", "06", "09")),
-    ShippedStage("search_r1_zero", "R1-Zero on the search task, the teacher of notebook 07", "notebook 04",
-                 ("07", "09")),
-    ShippedStage("cold_start", "the pipeline's cold-start model", "notebook 05", ("06", "09")),
-    ShippedStage("final_r1", "the pipeline's final R1 (stage 4)", "notebook 06", ("09",)),
+    ShippedStage("r1_zero", "R1-Zero on chains, seed 0", "notebook 03"),
+    ShippedStage("search_r1_zero", "R1-Zero on the search task, the teacher of notebook 07", "notebook 04"),
+    ShippedStage("cold_start", "the pipeline's cold-start model", "notebook 05"),
+    ShippedStage("final_r1", "the pipeline's final R1 (stage 4)", "notebook 06"),
 )}
 
 
@@ -109,7 +117,7 @@ def file_sha256(path: str | Path) -> str:
 
 def read_manifest(path: Path | None = None) -> dict[str, Any]:
     """The manifest (``{"stages": {name: record}}``); empty when none was built."""
-    path = path or MANIFEST
+    path = path or STAGES_DIR / "manifest.json"
     return json.loads(path.read_text()) if path.exists() else {"stages": {}}
 
 

@@ -170,7 +170,8 @@ def test_completion_browser_groups_by_step_and_prompt():
 
 
 def test_a_plain_wheel_install_finds_the_tiny_base(tmp_path):
-    """`pip install` from a clone (not editable) must still ship the tiny models the notebooks load."""
+    """`pip install` from a clone (not editable) must still ship the tiny models and the trained stages the
+    notebooks load."""
     import subprocess
     import sys
     import zipfile
@@ -184,12 +185,19 @@ def test_a_plain_wheel_install_finds_the_tiny_base(tmp_path):
     for model in ("tiny-base", "tiny-base-no-reflection", "tiny-student-quarter", "tiny-student-sixteenth"):
         assert f"r1lib/data/{model}/model.safetensors" in names
         assert f"r1lib/data/{model}/tokenizer.json" in names
+    from r1lib.shipped import SHIPPED
+
+    assert "r1lib/data/stages/manifest.json" in names
+    for stage in SHIPPED:
+        assert f"r1lib/data/stages/{stage}/model.safetensors" in names
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(tmp_path / "site"),
                     str(wheel)], check=True)
-    probe = "import r1lib.profiles as p; print(p.data_dir()); print(p.TINY_BASE.is_dir())"
+    probe = ("import r1lib.profiles as p, r1lib.shipped as s; print(p.data_dir()); print(p.TINY_BASE.is_dir()); "
+             "print(s.STAGES_DIR); print(sum(len(s.problems(n)) for n in s.SHIPPED))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(tmp_path / "site"), "R1LIB_DATA_DIR": ""}).stdout.split()
-    assert out == [str(tmp_path / "site" / "r1lib" / "data"), "True"]
+    installed = tmp_path / "site" / "r1lib" / "data"
+    assert out == [str(installed), "True", str(installed / "stages"), "0"]  # the shipped stages, every hash right
 
 
 def test_the_data_directory_can_be_moved(monkeypatch, tmp_path):

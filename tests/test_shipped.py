@@ -40,6 +40,10 @@ def no_training(monkeypatch):
             raise AssertionError("trained although a finished run or a shipped stage was there")
 
     monkeypatch.setattr(predecessors, "GRPOTrainer", Refuses)
+    from r1lib.pipeline import stages
+
+    for trainer in ("GRPOTrainer", "SFTTrainer", "RewardModelTrainer"):
+        monkeypatch.setattr(stages, trainer, Refuses)
 
 
 # ------------------------------------------------------------------ fingerprints and hashes
@@ -112,16 +116,6 @@ def test_every_shipped_stage_matches_its_hashes_and_the_cpu_settings(runs):
     assert all(record["threads"] == 2 for record in manifest.values())  # bit for bit needs the same thread count
 
 
-def test_the_wheel_ships_the_stages():
-    import tomllib
-
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["r1lib.data"]
-    shipped_files = {p.relative_to(ROOT / "data") for p in (ROOT / "data" / "stages").rglob("*") if p.is_file()}
-    from fnmatch import fnmatch
-    unshipped = [str(f) for f in shipped_files if not any(fnmatch(str(f), pattern) for pattern in data)]
-    assert shipped_files and not unshipped, f"package data misses {unshipped}"
-
-
 # ------------------------------------------------------------------ where a notebook finds what it reads
 
 
@@ -161,23 +155,72 @@ def test_an_own_finished_run_comes_first_and_other_settings_train(runs, monkeypa
         r1_zero(cpu, "countdown")
 
 
-def test_the_pipeline_adopts_shipped_stages_bit_for_bit(runs, no_training):
+class _StoppedTrainer:
+    """A trainer whose run ends with ``outcome`` at step 7, as Ctrl-C or a budget would end it."""
+
+    outcome = "interrupted"
+
+    def __init__(self, *args, **kwargs):
+        self.state = type("State", (), {"step": 7})()
+
+    def train(self, resume_from=None):
+        return []
+
+
+def test_a_stopped_predecessor_says_how_it_stopped(runs, monkeypatch):
+    cpu = get_profile("cpu")
+    monkeypatch.setattr(predecessors, "GRPOTrainer", _StoppedTrainer)
+    with pytest.raises(KeyboardInterrupt, match="interrupted at step 7 of 100; its checkpoint is kept"):
+        r1_zero(cpu, "chain", train_yourself=True)
+    monkeypatch.setattr(_StoppedTrainer, "outcome", "stopped")
+    with pytest.raises(RuntimeError, match="ended at step 7 of 100 with outcome 'stopped'"):
+        r1_zero(cpu, "chain", train_yourself=True)
+
+
+def test_the_gpu_profile_trains_notebook_03s_run_on_its_own_task(runs, monkeypatch):
+    """Nothing is shipped for a hub model, and its base is not a folder to fingerprint: no lookup, no crash."""
+    gpu = get_profile("gpu")
+    asked = {}
+
+    def experiment(profile, seed=0, task=None):
+        asked.update(profile=profile.name, task=task)
+        raise RuntimeError("would load the hub model here")
+
+    monkeypatch.setattr(predecessors, "build_experiment", experiment)
+    with pytest.raises(RuntimeError, match="hub model"):
+        r1_zero(gpu, "chain")
+    assert asked == {"profile": "gpu", "task": None}  # None: the profile's own task (GSM8K), as notebook 03 trains
+    with pytest.raises(RuntimeError, match="hub model"):
+        r1_zero(gpu, "search")
+    assert asked["task"] == "search"
+
+
+def test_the_pipeline_is_provided_shipped_stages_and_its_own_runs_come_first(runs, no_training):
     cpu = get_profile("cpu")
     pipeline = Pipeline(cpu.model, pipeline_config(cpu), runs / "pipeline" / "cpu", progress=False)
     found = pipeline_stage(pipeline, "cold_start", cpu)
-    assert found == Predecessor("cold_start", pipeline.final("cold_start"), "shipped")
-    assert pipeline.done("cold_start") and not pipeline.done("cold_start_data")
-    adopted = load_file(pipeline.final("cold_start") / "model.safetensors")
-    original = load_file(shipped.STAGES_DIR / "cold_start" / "model.safetensors")
-    assert adopted.keys() == original.keys() and all(torch.equal(adopted[k], original[k]) for k in original)
-    assert pipeline.model_of("cold_start") == pipeline.final("cold_start")  # stage 2 starts there, nothing trained
-    # Read back later (another notebook): still said to be the shipped one, from its stage.json.
+    assert found == Predecessor("cold_start", shipped.STAGES_DIR / "cold_start", "shipped")
+    # Stage 2 starts from it and the stage's own method returns it: nothing is trained...
+    assert pipeline.model_of("cold_start") == pipeline.cold_start() == shipped.STAGES_DIR / "cold_start"
+    final = pipeline_stage(pipeline, "final_r1", cpu)
+    assert final.origin == "shipped" and pipeline.all_scenarios_rl() == shipped.STAGES_DIR / "final_r1"
+    # ...and nothing is written: notebook 05, run later, still trains its own cold start, with its logs.
+    assert not pipeline.done("cold_start") and not (runs / "pipeline").exists()
+    assert not Pipeline(cpu.model, pipeline_config(cpu), runs / "pipeline" / "cpu").done("cold_start")
+    zero = predecessors.pipeline_r1_zero(pipeline, cpu)
+    assert zero.origin == "shipped" and pipeline.r1_zero() == shipped.STAGES_DIR / "r1_zero"
+    # Notebook 03's own finished run is adopted into the pipeline's folder and counts from then on.
+    model, tokenizer = load_model_and_tokenizer(ModelSpec(str(TINY_BASE)), trainable=False)
+    save_checkpoint(runs / "03_r1_zero" / "cpu" / "seed-0" / "checkpoints" / checkpoint_name(100), model, tokenizer,
+                    state={"step": 100})
     again = Pipeline(cpu.model, pipeline_config(cpu), runs / "pipeline" / "cpu", progress=False)
-    assert pipeline_stage(again, "cold_start", cpu).origin == "shipped"
-    zero = predecessors.pipeline_r1_zero(again, cpu)
-    assert zero.origin == "shipped" and json.loads((again.folder("r1_zero") / "stage.json").read_text())["origin"] == "shipped"
-    with pytest.raises(ValueError, match="only a training stage can be adopted"):
-        again.adopt("rejection_data", shipped.STAGES_DIR / "cold_start")
+    own = predecessors.pipeline_r1_zero(again, cpu)
+    assert own == Predecessor("r1_zero", again.final("r1_zero"), "own run") and again.done("r1_zero")
+    adopted = load_file(again.final("r1_zero") / "model.safetensors")
+    weights = model.state_dict()
+    assert adopted and all(torch.equal(value, weights[name]) for name, value in adopted.items())
+    with pytest.raises(ValueError, match="only a policy's training stage"):
+        again.provide("reward_model", shipped.STAGES_DIR / "cold_start")
     with pytest.raises(ValueError, match="name must be one of"):
         pipeline_stage(again, "reward_model", cpu)
 
@@ -193,6 +236,8 @@ def test_the_plan_says_where_each_comes_from_and_what_a_t4_would_train(runs):
     assert "TRAIN_STAGES = True" in text and "an estimate from FLOPs" in text
     assert "trained first (TRAIN_STAGES is on)" in plan("04", cpu, train_yourself=True)
     assert plan("08", cpu) == "notebook 08 reads no model of an earlier notebook"
+    with pytest.raises(ValueError, match="needs its pipeline"):
+        plan("09", cpu)
     gpu = get_profile("gpu")
     first_04, first_06 = gpu_training_first("04", gpu), gpu_training_first("06", gpu)
     assert [what for what, _ in first_06] == [f"the pipeline's R1-Zero (100 GRPO steps on {gpu.model.name_or_path})",

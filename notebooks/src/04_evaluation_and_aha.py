@@ -10,6 +10,8 @@
 # * A **completion browser** to read what the model actually wrote.
 #
 # **Time.** On the cpu profile, about a minute on 2 cores. On the gpu profile, about 30 minutes on a free T4 (200 GRPO steps on the search task, plus the evaluations): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
+#
+# **On its own.** This notebook reads notebook 03's R1-Zero (seed 0). When its run is missing, the cpu profile takes the one shipped with r1lib (trained by `make stages` with the same code and seed, its files checked against their recorded sha256) and starts at once; the gpu profile trains it first, and the cell after the install cell prints how long a T4 needs for that (an estimate). The cell after the install cell prints where each comes from, and `TRAIN_STAGES = True` in it trains them here instead.
 
 # %%
 import json
@@ -17,7 +19,8 @@ import time
 from dataclasses import replace
 
 import matplotlib.pyplot as plt
-from r1lib.checkpoint import complete_checkpoints, latest_checkpoint
+from r1lib.checkpoint import complete_checkpoints
+from r1lib.course.predecessors import plan, r1_zero
 from r1lib.evaluate import (ALL_REFLECTION_WORDS, evaluate, evaluate_checkpoints, has_reflection,
                             pass_at_k, reflection_word_counts)
 from r1lib.experiment import build_experiment
@@ -25,27 +28,25 @@ from r1lib.grpo import GRPOTrainer
 from r1lib.models import load_model_and_tokenizer, load_trained
 from r1lib.plots import running_mean, series
 from r1lib.profiles import TINY_BASE, describe, get_profile, runs_dir
+from r1lib.shipped import train_stages_default
 from r1lib.widgets import html_table, say, show_html
 
 profile = get_profile()
 print(describe(profile))
+TRAIN_STAGES = train_stages_default()  # True: train what this notebook reads instead of taking the shipped stages
+print(plan("04", profile, TRAIN_STAGES))
 config = profile.grpo
 exp = build_experiment(profile, seed=0)
-run_dir = runs_dir("03_r1_zero", profile.name, "seed-0")
 
 # %% [markdown]
 # ## The run of notebook 03
 #
-# Notebook 03 saved a checkpoint every `save_steps` steps under `runs/03_r1_zero/<profile>/seed-0/checkpoints/`. If you have not run it (or it was interrupted), the next cell trains the same run now; with `resume_from=True` it continues an interrupted run instead of starting over.
+# Notebook 03 saved a checkpoint every `save_steps` steps under `runs/03_r1_zero/<profile>/seed-0/checkpoints/`. `r1lib.course.predecessors.r1_zero` takes its last one when the run finished. Otherwise it takes the R1-Zero shipped with r1lib on the cpu profile, the same run rebuilt by `make stages`. Failing both, or with `TRAIN_STAGES = True`, it trains the run now, and `resume_from=True` continues an interrupted one instead of starting over. It says which it took:
 
 # %%
-final = latest_checkpoint(run_dir / "checkpoints")
-if final is None or int(final.name.split("-")[1]) < config.max_steps:
-    print("notebook 03's run is missing or unfinished: training it now")
-    GRPOTrainer(exp.model, exp.tokenizer, exp.task, exp.reward_funcs, exp.train_examples, config, run_dir,
-                eval_examples=exp.eval_examples).train(resume_from=True)
-    final = latest_checkpoint(run_dir / "checkpoints")
-print("final checkpoint:", final.name)
+found = r1_zero(profile, "chain", train_yourself=TRAIN_STAGES)
+print(found)
+final = found.path
 
 # %% [markdown]
 # ## pass@1 over k samples, pass@k, and cons@k

@@ -13,13 +13,15 @@
 # Everything runs through `r1lib.pipeline`, which keeps each stage in its own folder under `runs/pipeline/<profile>/`; notebook 06 continues from there.
 #
 # **Time.** On the cpu profile, a few minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (SFT, then four short stage-2 RL runs for the sweep): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
+#
+# **On its own.** This notebook reads notebook 03's R1-Zero (seed 0). When its run is missing, the cpu profile takes the one shipped with r1lib (trained by `make stages` with the same code and seed, its files checked against their recorded sha256) and starts at once; the gpu profile trains the pipeline's own R1-Zero first, and the cell after the install cell prints how long a T4 needs for that (an estimate). The cell after the install cell prints where each comes from, and `TRAIN_STAGES = True` in it trains them here instead.
 
 # %%
 import json
 
 import matplotlib.pyplot as plt
-from r1lib.checkpoint import latest_checkpoint
 from r1lib.cold_start import rewrite_readable
+from r1lib.course.predecessors import pipeline_r1_zero, plan
 from r1lib.evaluate import evaluate
 from r1lib.pipeline import Pipeline, language_scores, off_language_share, pipeline_config, readable_rate
 from r1lib.profiles import describe, get_profile, runs_dir
@@ -27,10 +29,13 @@ from r1lib.plots import series
 from r1lib.causal_lm import CausalLMTrainer, CrossEntropyLoss
 from r1lib.records import load_jsonl
 from r1lib.sft import SFTTrainer
+from r1lib.shipped import train_stages_default
 from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
 print(describe(profile))
+TRAIN_STAGES = train_stages_default()  # True: train what this notebook reads instead of taking the shipped stages
+print(plan("05", profile, TRAIN_STAGES))
 config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
 print(f"profile {profile.name}: reasoning task {config.reasoning_task}, stages under {pipeline.root}")
@@ -40,14 +45,12 @@ print(f"{second} of the {len(pipeline.eval_examples)} held-out problems are pose
 # %% [markdown]
 # ## R1-Zero, as a reader sees it
 #
-# The pipeline's first stage is R1-Zero. Notebook 03 trained it already (seed 0); the pipeline adopts that model when it exists, and trains its own otherwise.
+# The pipeline's first stage is R1-Zero. When the pipeline's R1-Zero has notebook 03's settings, the pipeline adopts notebook 03's model (seed 0): its run when it finished, else the one shipped with r1lib. Otherwise it trains its own.
 
 # %%
-r1_zero_run = latest_checkpoint(runs_dir("03_r1_zero", profile.name, "seed-0", "checkpoints"))
-if r1_zero_run is not None and int(r1_zero_run.name.split("-")[1]) == profile.grpo.max_steps and config.r1_zero.max_steps == profile.grpo.max_steps:
-    r1_zero = pipeline.adopt_r1_zero(r1_zero_run)
-else:
-    r1_zero = pipeline.r1_zero()
+found = pipeline_r1_zero(pipeline, profile, train_yourself=TRAIN_STAGES)
+print(found)
+r1_zero = found.path
 model, tokenizer = pipeline.load(r1_zero)
 zero = evaluate(model, tokenizer, pipeline.task, pipeline.eval_examples, k=2, max_new_tokens=96, seed=0)
 flat = [c for row in zero.completions for c in row]

@@ -7,9 +7,11 @@
 # 3. **Rejection sampling and SFT.** Sample the stage-2 model, keep only correct, readable, single-language, not overlong samples (about 600k in the paper), and mix in general data (about 200k). Then fine-tune **starting again from the base model**. We run both start points, the base and stage 2, on 3 seeds each.
 # 4. **RL for all scenarios.** Rules score reasoning prompts, and a reward model trained on preferences scores general prompts. A reward model can be fooled, so we judge general replies by a **gold rule** instead: a reply is acceptable when it is exactly one of the task's preferred forms. Then we push the reward model until it is fooled, and contain it.
 #
-# Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again. Run alone, the notebook trains what it needs first.
+# Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again.
 #
 # **Time.** On the cpu profile, about six minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (RL, reward model, rejection sampling, SFT, final RL): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
+#
+# **On its own.** This notebook reads notebook 03's R1-Zero and notebook 05's cold start. When their runs are missing, the cpu profile takes the ones shipped with r1lib (trained by `make stages` with the same code and seeds, their files checked against their recorded sha256) and starts at once; the gpu profile trains them first, and the cell after the install cell prints how long a T4 needs for that (an estimate). The cell after the install cell prints where each comes from, and `TRAIN_STAGES = True` in it trains them here instead.
 
 # %%
 import json
@@ -17,21 +19,25 @@ import json
 import matplotlib.pyplot as plt
 import numpy as np
 from r1lib.course import reward_hacking
+from r1lib.course.predecessors import pipeline_r1_zero, pipeline_stage, plan
 from r1lib.evaluate import evaluate
 from r1lib.pipeline import (TABLE_COLUMNS, Pipeline, evaluate_stage, language_consistency, language_scores, pipeline_config,
                             relative_gains)
 from r1lib.profiles import describe, get_profile, runs_dir
 from r1lib.reward_model import bradley_terry_loss, preference_accuracy
 from r1lib.rewards import make_prompt_language_consistency_reward, scoped_to_task
+from r1lib.shipped import train_stages_default
 from r1lib.tasks.general import REJECTION_KINDS, GeneralTask
 from r1lib.widgets import html_table, say, show_html, show_source
 
 profile = get_profile()
 print(describe(profile))
+TRAIN_STAGES = train_stages_default()  # True: train what this notebook reads instead of taking the shipped stages
 config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
-if not pipeline.done("r1_zero"):
-    pipeline.r1_zero()  # notebook 05 adopts notebook 03's run; standalone, the pipeline trains its own
+print(plan("06", profile, TRAIN_STAGES, pipeline))
+print(pipeline_r1_zero(pipeline, profile, TRAIN_STAGES))  # the R1-Zero row of the stage table
+print(pipeline_stage(pipeline, "cold_start", profile, TRAIN_STAGES))  # where stage 2 starts
 # Seeds of stage 2's RL and of stage 3's SFT: their configs' own, then the next ones (3 on the cpu profile).
 SEEDS = tuple(config.reasoning_rl.seed + i for i in range(3 if profile.name == "cpu" else 1))
 SFT_SEEDS = tuple(config.rejection_sft.seed + i for i in range(len(SEEDS)))
@@ -107,7 +113,7 @@ def measure(folder):
 
 
 ablation = {key: measure(folder) for key, folder in runs.items()}
-cold = measure(pipeline.cold_start())  # trained first when notebook 05 has not run
+cold = measure(pipeline.cold_start())  # read back: notebook 05's, or the shipped one the first cell took
 cold_consistency = cold["consistency"]
 
 

@@ -7,6 +7,8 @@
 # * a **student**: a tiny base a quarter of the teacher's size, pretrained on the same corpus;
 # * five ways to spend **the same compute** on the student: (a) GRPO, R1-Zero's recipe; (b) SFT on the teacher's traces; (c) logit distillation; (d) on-policy distillation; (e) SFT, then GRPO;
 # * a **compute ledger** that counts every FLOP: teacher forward passes (traces included), student sampling and student training, and wall time.
+#
+# **On its own.** The teacher is notebook 04's R1-Zero on the search task. When notebook 04's run is missing, the notebook takes the one shipped with r1lib (trained by `make stages` with the same code and seed, its files checked against their recorded sha256) and starts at once, on every profile: the experiment runs on the tiny world. The cell after the install cell prints where the teacher comes from, and `TRAIN_STAGES = True` in it trains it here instead.
 
 # %%
 import json
@@ -14,15 +16,15 @@ from dataclasses import replace
 
 import matplotlib.pyplot as plt
 import numpy as np
-from r1lib.checkpoint import latest_checkpoint
+from r1lib.course.predecessors import plan, r1_zero
 from r1lib.course.equal_compute import EqualComputeComparison
 from r1lib.distill import DistillTrainer, kd_loss, on_policy_reverse_kl
 from r1lib.evaluate import evaluate
 from r1lib.experiment import build_experiment
-from r1lib.grpo import GRPOTrainer
 from r1lib.models import ModelSpec, load_model_and_tokenizer
 from r1lib.profiles import DATA_DIR, TINY_BASE, describe, get_profile, runs_dir
 from r1lib.trainer import parameter_count
+from r1lib.shipped import train_stages_default
 from r1lib.solutions import run_solutions_default
 from r1lib.widgets import html_table, say, show_html, show_source
 
@@ -31,11 +33,13 @@ from r1lib.widgets import html_table, say, show_html, show_source
 profile = get_profile()
 print(describe(profile))
 RUN_SOLUTIONS = run_solutions_default(profile)  # True: the worked solutions that retrain run too (minutes)
+TRAIN_STAGES = train_stages_default()  # True: train what this notebook reads instead of taking the shipped stages
 # The comparison needs five complete trainings of one student from one teacher, which the tiny world affords
 # on any machine; on the gpu profile it runs there too, and the section "The GPU profile" gives the Qwen settings.
 world = profile if profile.is_tiny else get_profile("cpu")
 if world is not profile:
     print("notebook 07 runs its experiment on the tiny world (cpu profile settings) on every profile")
+print(plan("07", world, TRAIN_STAGES))
 STUDENTS = {"teacher's base": TINY_BASE, "quarter student": DATA_DIR / "tiny-student-quarter",
             "sixteenth student": DATA_DIR / "tiny-student-sixteenth"}
 
@@ -58,18 +62,13 @@ sizes = {name: int(row[1].replace(",", "")) for name, row in zip(STUDENTS, rows)
 # %% [markdown]
 # ## The teacher
 #
-# Notebook 04 trained R1-Zero on the search task; its final checkpoint is the teacher (trained here if missing). Teacher and student must share a tokenizer and vocabulary: logit distillation compares their distributions token by token, and `r1lib.distill` refuses a mismatch, naming both sizes.
+# Notebook 04 trained R1-Zero on the search task; its final checkpoint is the teacher (notebook 04's run, else the shipped one, else trained here). Teacher and student must share a tokenizer and vocabulary: logit distillation compares their distributions token by token, and `r1lib.distill` refuses a mismatch, naming both sizes.
 
 # %%
 config = world.grpo
-aha_dir = runs_dir("04_aha", world.name)
-teacher_dir = latest_checkpoint(aha_dir / "checkpoints")
-if teacher_dir is None or int(teacher_dir.name.split("-")[1]) < config.max_steps:
-    search = build_experiment(world, seed=0, task="search")
-    GRPOTrainer(search.model, search.tokenizer, search.task, search.reward_funcs, search.train_examples, config, aha_dir,
-                eval_examples=search.eval_examples).train(resume_from=True)
-    teacher_dir = latest_checkpoint(aha_dir / "checkpoints")
-print("teacher:", teacher_dir)
+found_teacher = r1_zero(world, "search", train_yourself=TRAIN_STAGES)
+print("teacher:", found_teacher)
+teacher_dir = found_teacher.path
 
 # %% [markdown]
 # ## The methods, each in one line

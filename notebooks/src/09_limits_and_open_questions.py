@@ -11,7 +11,9 @@
 #
 # Each section says what the tiny world can and cannot tell us about the real model.
 #
-# **Time.** About four minutes on 2 CPU cores. It reads the models that notebooks 03–06 trained, and trains any that are missing first (minutes more).
+# **Time.** About three minutes on 2 CPU cores.
+#
+# **On its own.** It reads the models that notebooks 03–06 trained. When their runs are missing, it takes the ones shipped with r1lib (trained by `make stages` with the same code and seeds, their files checked against their recorded sha256) and starts at once, on every profile: its questions need the tiny world. The section "The models" below prints where each comes from, and `TRAIN_STAGES = True` in the cell after the install cell trains them here instead (minutes more).
 
 # %%
 import json
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from r1lib.checkpoint import latest_checkpoint
+from r1lib.course.predecessors import pipeline_stage, plan, r1_zero
 from r1lib.course.limits import (PARAPHRASES, chain_length, contract_compliance, first_pair_right, prompt_conditions,
                                  solved_in_one_shot, stats_by_group, worked_solution)
 from r1lib.evaluate import evaluate, standard_error
@@ -32,6 +34,7 @@ from r1lib.pipeline import Pipeline, pipeline_config
 from r1lib.plots import series
 from r1lib.profiles import DATA_DIR, TINY_BASE, describe, get_profile, runs_dir, with_overrides
 from r1lib.rewards import make_kimi_length_reward
+from r1lib.shipped import train_stages_default
 from r1lib.solutions import run_solutions_default
 from r1lib.widgets import html_table, say, show_html
 
@@ -40,6 +43,7 @@ from r1lib.widgets import html_table, say, show_html
 profile = get_profile()
 print(describe(profile))
 RUN_SOLUTIONS = run_solutions_default(profile)  # True: the worked solutions that retrain run too
+TRAIN_STAGES = train_stages_default()  # True: train what this notebook reads instead of taking the shipped stages
 # Every question here needs a base whose pretraining corpus we control: the tiny world, on every profile.
 world = profile if profile.is_tiny else get_profile("cpu")
 if world is not profile:
@@ -52,32 +56,23 @@ NO_REFLECTION_BASE = DATA_DIR / "tiny-base-no-reflection"
 # %% [markdown]
 # ## The models
 #
-# The base (notebook 00), R1-Zero on chains (notebook 03, seed 0), R1-Zero on the search task (notebook 04), and the multi-stage pipeline's cold-start and final R1 models (notebooks 05–06). Each is read from its notebook's run; a missing or unfinished one is trained here first.
+# The base (notebook 00), R1-Zero on chains (notebook 03, seed 0), R1-Zero on the search task (notebook 04), and the multi-stage pipeline's cold-start and final R1 models (notebooks 05–06). Each is read from its notebook's run, else from the stages shipped with r1lib; the cell says which.
 
 # %%
-def final_of(folder, experiment):
-    """The last checkpoint of an earlier notebook's GRPO run in ``folder``, trained here first when it
-    is missing or unfinished (as notebook 04 does for notebook 03's run)."""
-    final = latest_checkpoint(folder / "checkpoints")
-    if final is None or int(final.name.split("-")[1]) < config.max_steps:
-        print(f"{folder} is missing or unfinished: training it now")
-        GRPOTrainer(experiment.model, experiment.tokenizer, experiment.task, experiment.reward_funcs,
-                    experiment.train_examples, config, folder, eval_examples=experiment.eval_examples).train(resume_from=True)
-        final = latest_checkpoint(folder / "checkpoints")
-    return final
-
-
 chains = build_experiment(world, seed=0)
 search = build_experiment(world, seed=0, task="search")
 pipeline = Pipeline(world.model, pipeline_config(world), runs_dir("pipeline", world.name), data_dir=world.data_dir)
-MODELS = {"base": TINY_BASE, "cold start": pipeline.model_of("cold_start"),
-          "R1-Zero": final_of(runs_dir("03_r1_zero", world.name, "seed-0"), chains),
-          "R1": pipeline.model_of("all_scenarios_rl")}
-aha_teacher = final_of(runs_dir("04_aha", world.name), search)
+print(plan("09", world, TRAIN_STAGES, pipeline))
+found = {"cold start": pipeline_stage(pipeline, "cold_start", world, TRAIN_STAGES),
+         "R1-Zero": r1_zero(world, "chain", TRAIN_STAGES), "R1": pipeline_stage(pipeline, "final_r1", world, TRAIN_STAGES),
+         "R1-Zero on search": r1_zero(world, "search", TRAIN_STAGES)}
+MODELS = {"base": TINY_BASE, **{name: found[name].path for name in ("cold start", "R1-Zero", "R1")}}
+aha_teacher = found["R1-Zero on search"].path
 loaded = {name: load_model_and_tokenizer(ModelSpec(str(path)), trainable=False) for name, path in MODELS.items()}
 tokenizer = loaded["base"][1]
-for name, path in {**MODELS, "R1-Zero on search": aha_teacher}.items():
-    print(f"{name:>18}: {'the shipped tiny base (data/tiny-base)' if name == 'base' else path}")
+print(f"{'base':>18}: the shipped tiny base (data/tiny-base)")
+for name, source in found.items():
+    print(f"{name:>18}: {source}")
 measure_began = time.time()
 
 # %% [markdown]
@@ -240,7 +235,7 @@ say(f"Against the control (the same {length_steps} steps without the length rewa
               if all(lost > 2 * control.pass_at_1_stderr for saved, lost in tradeoff.values() if saved > 0.05) else ""))
 
 # %% [markdown]
-# **What it means.** Where can tokens be saved? A chain's trace is as long as the chain, so the only way to be shorter is to skip reasoning, and that is safe only on short chains, where the base's direct answers were already right. A policy that learned exactly that would save tokens at no cost. The points above show what GRPO found instead at each weight, and exercise 2 shows which chain lengths lost their reasoning. The tiny world shows the mechanism and its price on problems of known difficulty; how much of a large model's thinking is redundant needs real models and real problems. The tiny world shows the mechanism and its price on a problem set with a known difficulty; the real question, how much of a long model's thinking is redundant, needs real models and real problems.
+# **What it means.** Where can tokens be saved? A chain's trace is as long as the chain, so the only way to be shorter is to skip reasoning, and that is safe only on short chains, where the base's direct answers were already right. A policy that learned exactly that would save tokens at no cost. The points above show what GRPO found instead at each weight, and exercise 2 shows which chain lengths lost their reasoning. The tiny world shows the mechanism and its price on problems of known difficulty; how much of a large model's thinking is redundant needs real models and real problems.
 
 # %% [markdown]
 # ## 4. Does RL create reflection, or only amplify it?

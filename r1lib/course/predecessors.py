@@ -10,11 +10,17 @@ Each is taken, in this order, from
 
 Every function returns a :class:`Predecessor`, which says which of the three it was.
 :func:`plan` says it all before anything runs, with the time a T4 would need on the gpu profile.
+
+A shipped stage is never written into a run folder: the pipeline *is provided* it for the session
+(:meth:`~r1lib.pipeline.Pipeline.provide`). So the notebook that makes a stage (05 the cold start, 06
+stage 4) still trains its own, with its logs, whatever was opened before it, and its finished run
+then comes first everywhere. The shipped stages were built from one another (the cold start from the
+shipped R1-Zero, and so on); an own run on another machine may differ from them in the last digits.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +30,8 @@ from ..estimates import GIB, KNOWN_SHAPES, DeviceInfo, estimate_step_seconds
 from ..experiment import build_experiment
 from ..grpo import GRPOTrainer
 from ..pipeline import Pipeline, pipeline_config
-from ..profiles import Profile, get_profile, runs_dir
-from ..shipped import SHIPPED, file_sha256, find, fingerprint
+from ..profiles import DATA_DIR, Profile, get_profile, runs_dir
+from ..shipped import SHIPPED, STAGES_DIR, file_sha256, find, fingerprint
 
 ORIGINS = ("own run", "shipped", "trained now")
 # What each notebook reads from earlier ones (notebook 08 reads nothing).
@@ -45,6 +51,7 @@ class Predecessor:
     stage: str  # a name of r1lib.shipped.SHIPPED
     path: Path  # the model's folder
     origin: str  # one of ORIGINS
+    what: str = ""  # what the model is, when not the shipped stage's description (another profile's run)
 
     def __post_init__(self) -> None:
         if self.stage not in SHIPPED or self.origin not in ORIGINS:
@@ -52,16 +59,18 @@ class Predecessor:
 
     def __str__(self) -> str:
         shipped = SHIPPED[self.stage]
-        where = {"own run": f"{shipped.made_by}'s own run", "shipped": "the stage shipped with r1lib (sha256 checked)",
-                 "trained now": "trained just now, by the code of " + shipped.made_by}[self.origin]
-        return f"{shipped.what} ({shipped.made_by}): {where}, {_short(self.path)}"
+        where = {"own run": "its own run", "shipped": "the stage shipped with r1lib (sha256 checked)",
+                 "trained now": "trained just now"}[self.origin]
+        return f"{self.what or shipped.what} ({shipped.made_by}): {where}, {short_path(self.path)}"
 
 
-def _short(path: Path) -> str:
-    parts = Path(path).parts
-    for anchor in ("runs", "data"):
-        if anchor in parts:
-            return str(Path(*parts[parts.index(anchor):]))
+def short_path(path: Path) -> str:
+    """``path`` from the runs folder (``runs/...``) or the data folder (``data/...``) when it is in one."""
+    for root, name in ((runs_dir(), "runs"), (DATA_DIR, "data"), (STAGES_DIR, "data/stages")):
+        try:
+            return str(Path(name) / Path(path).resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            continue
     return str(path)
 
 
@@ -74,9 +83,14 @@ def _base_weights(profile_or_spec_path: str) -> str:
     return file_sha256(Path(profile_or_spec_path) / "model.safetensors")
 
 
-def r1_zero_fingerprint(profile: Profile, task: str) -> str:
-    """The settings notebook 03's (``chain``) or 04's (``search``) R1-Zero run is trained with."""
-    return fingerprint(grpo=profile.grpo, task=task, num_train=profile.num_train_prompts,
+def _task_of(profile: Profile, run: str) -> str:
+    return profile.task if run == "chain" else "search"  # notebook 03 trains on the profile's task
+
+
+def r1_zero_fingerprint(profile: Profile, run: str) -> str:
+    """The settings notebook 03's (``run="chain"``) or 04's (``"search"``) R1-Zero run is trained
+    with, on a tiny-world profile (whose base is a local folder)."""
+    return fingerprint(grpo=profile.grpo, task=_task_of(profile, run), num_train=profile.num_train_prompts,
                        num_eval=profile.num_eval_prompts, seed=0, base=_base_weights(profile.model.name_or_path))
 
 
@@ -85,34 +99,49 @@ def pipeline_fingerprint(pipeline: Pipeline) -> str:
     return fingerprint(pipeline=pipeline.config, data_dir=None, base=_base_weights(pipeline.base.name_or_path))
 
 
-def _r1_zero_folder(profile: Profile, task: str) -> Path:
-    return runs_dir("03_r1_zero", profile.name, "seed-0") if task == "chain" else runs_dir("04_aha", profile.name)
+def _r1_zero_folder(profile: Profile, run: str) -> Path:
+    return runs_dir("03_r1_zero", profile.name, "seed-0") if run == "chain" else runs_dir("04_aha", profile.name)
 
 
-def _shipped(name: str, settings: str, profile: Profile, train_yourself: bool) -> Path | None:
-    return None if train_yourself or not profile.is_tiny else find(name, settings)
+def _shipped(name: str, settings: Callable[[], str], profile: Profile, train_yourself: bool) -> Path | None:
+    """The shipped stage for these settings; never on a profile outside the tiny world (nothing is
+    shipped for it, and its base is not a local folder to fingerprint) or with ``train_yourself``."""
+    return None if train_yourself or not profile.is_tiny else find(name, settings())
 
 
-def r1_zero(profile: Profile, task: str = "chain", train_yourself: bool = False) -> Predecessor:
-    """Notebook 03's R1-Zero (``task="chain"``, seed 0) or notebook 04's on the search task (the teacher
-    of notebook 07): its finished run, else the shipped stage, else trained now as that notebook does."""
-    if task not in ("chain", "search"):
-        raise ValueError(f"task must be 'chain' (notebook 03) or 'search' (notebook 04), got {task!r}")
-    name, folder = ("r1_zero" if task == "chain" else "search_r1_zero"), _r1_zero_folder(profile, task)
+def _r1_zero_what(profile: Profile, run: str) -> str:
+    return "" if profile.task == "chain" or run == "search" else f"R1-Zero on {profile.task}, seed 0"
+
+
+def r1_zero(profile: Profile, run: str = "chain", train_yourself: bool = False) -> Predecessor:
+    """Notebook 03's R1-Zero (``run="chain"``: seed 0, on the profile's task, chains in the tiny world)
+    or notebook 04's on the search task (``"search"``, the teacher of notebook 07): its finished run,
+    else the shipped stage, else trained now as that notebook trains it.
+
+    Ctrl-C while it trains keeps its checkpoint and raises ``KeyboardInterrupt``; running the cell
+    again resumes it.
+    """
+    if run not in ("chain", "search"):
+        raise ValueError(f"run must be 'chain' (notebook 03) or 'search' (notebook 04), got {run!r}")
+    name, folder = ("r1_zero" if run == "chain" else "search_r1_zero"), _r1_zero_folder(profile, run)
+    what = _r1_zero_what(profile, run)
     own = _finished(folder, profile.grpo.max_steps)
     if own is not None:
-        return Predecessor(name, own, "own run")
-    shipped = _shipped(name, r1_zero_fingerprint(profile, task), profile, train_yourself)
+        return Predecessor(name, own, "own run", what)
+    shipped = _shipped(name, lambda: r1_zero_fingerprint(profile, run), profile, train_yourself)
     if shipped is not None:
-        return Predecessor(name, shipped, "shipped")
-    exp = build_experiment(profile, seed=0, task=task)
+        return Predecessor(name, shipped, "shipped", what)
+    exp = build_experiment(profile, seed=0, task=None if run == "chain" else "search")
     trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, exp.reward_funcs, exp.train_examples, profile.grpo, folder,
                           eval_examples=exp.eval_examples)
     trainer.train(resume_from=True)
+    if trainer.outcome == "interrupted":
+        raise KeyboardInterrupt(f"{what or SHIPPED[name].what} was interrupted at step {trainer.state.step} of "
+                                f"{profile.grpo.max_steps}; its checkpoint is kept, and running the cell again resumes it")
     if trainer.outcome != "completed":
-        raise KeyboardInterrupt(f"{SHIPPED[name].what} stopped at step {trainer.state.step} of "
-                                f"{profile.grpo.max_steps}; its checkpoint is kept and running the cell again resumes it")
-    return Predecessor(name, _finished(folder, profile.grpo.max_steps), "trained now")
+        raise RuntimeError(f"{what or SHIPPED[name].what} ended at step {trainer.state.step} of {profile.grpo.max_steps} "
+                           f"with outcome {trainer.outcome!r}; running the cell again resumes it")
+    return Predecessor(name, _finished(folder, profile.grpo.max_steps), "trained now", what)
 
 
 def _adopts_notebook_03(pipeline: Pipeline, profile: Profile) -> bool:
@@ -122,33 +151,34 @@ def _adopts_notebook_03(pipeline: Pipeline, profile: Profile) -> bool:
             and (c.num_train_prompts, c.num_eval_prompts) == (profile.num_train_prompts, profile.num_eval_prompts))
 
 
-def _recorded_origin(pipeline: Pipeline, stage: str) -> str:
-    record = json.loads((pipeline.folder(stage) / "stage.json").read_text())
-    return record.get("origin", "own run")
+OWN_PIPELINE_R1_ZERO = "the pipeline's own R1-Zero (its settings are not notebook 03's)"
 
 
 def pipeline_r1_zero(pipeline: Pipeline, profile: Profile, train_yourself: bool = False) -> Predecessor:
-    """The pipeline's first stage: notebook 03's R1-Zero (as :func:`r1_zero` finds it) when their
-    settings agree, adopted into the pipeline's folder; else the pipeline's own R1-Zero run."""
+    """The pipeline's first stage. When its settings are notebook 03's, that is notebook 03's R1-Zero
+    as :func:`r1_zero` finds it: its run is adopted into the pipeline's folder, the shipped stage is
+    provided for this session. Otherwise the pipeline trains (or has) its own."""
     if pipeline.done("r1_zero"):
-        return Predecessor("r1_zero", pipeline.final("r1_zero"), _recorded_origin(pipeline, "r1_zero"))
-    if _adopts_notebook_03(pipeline, profile):
-        found = r1_zero(profile, "chain", train_yourself)
-        return Predecessor("r1_zero", pipeline.adopt("r1_zero", found.path, origin=found.origin), found.origin)
-    return Predecessor("r1_zero", pipeline.r1_zero(), "trained now")
+        return Predecessor("r1_zero", pipeline.final("r1_zero"), "own run", _r1_zero_what(profile, "chain"))
+    if not _adopts_notebook_03(pipeline, profile):
+        return Predecessor("r1_zero", pipeline.r1_zero(), "trained now", OWN_PIPELINE_R1_ZERO)
+    found = r1_zero(profile, "chain", train_yourself)
+    if found.origin == "shipped":
+        return Predecessor("r1_zero", pipeline.provide("r1_zero", found.path), "shipped", found.what)
+    return Predecessor("r1_zero", pipeline.adopt("r1_zero", found.path), found.origin, found.what)
 
 
 def pipeline_stage(pipeline: Pipeline, name: str, profile: Profile, train_yourself: bool = False) -> Predecessor:
     """The pipeline's ``cold_start`` or ``final_r1`` (stage 4): its finished stage, else the shipped
-    stage adopted into the pipeline's folder, else trained now with every stage before it."""
+    stage provided to the pipeline for this session, else trained now with every stage before it."""
     if name not in PIPELINE_STAGE:
         raise ValueError(f"name must be one of {tuple(PIPELINE_STAGE)}, got {name!r}")
     stage = PIPELINE_STAGE[name]
     if pipeline.done(stage):
-        return Predecessor(name, pipeline.final(stage), _recorded_origin(pipeline, stage))
-    shipped = _shipped(name, pipeline_fingerprint(pipeline), profile, train_yourself)
+        return Predecessor(name, pipeline.final(stage), "own run")
+    shipped = _shipped(name, lambda: pipeline_fingerprint(pipeline), profile, train_yourself)
     if shipped is not None:
-        return Predecessor(name, pipeline.adopt(stage, shipped, origin="shipped"), "shipped")
+        return Predecessor(name, pipeline.provide(stage, shipped), "shipped")
     pipeline_r1_zero(pipeline, profile, train_yourself)  # so that the cold start samples notebook 03's R1-Zero
     return Predecessor(name, pipeline.model_of(stage), "trained now")
 
@@ -191,18 +221,19 @@ def gpu_training_first(notebook: str, gpu: Profile | None = None) -> list[tuple[
 
 
 def _where(name: str, profile: Profile, pipeline: Pipeline | None, train_yourself: bool) -> str:
-    if name in PIPELINE_STAGE and pipeline is not None and pipeline.done(PIPELINE_STAGE[name]):
-        return {"own run": "its own run", "shipped": "the shipped stage, adopted earlier",
-                "trained now": "its own run"}[_recorded_origin(pipeline, PIPELINE_STAGE[name])]
-    if name in ("r1_zero", "search_r1_zero"):
-        task = "chain" if name == "r1_zero" else "search"
-        if _finished(_r1_zero_folder(profile, task), profile.grpo.max_steps) is not None:
+    if name in PIPELINE_STAGE:
+        if pipeline is None:
+            raise ValueError(f"the plan of a notebook that reads the pipeline's {name} needs its pipeline")
+        if pipeline.done(PIPELINE_STAGE[name]):
             return "its own run"
-        settings = r1_zero_fingerprint(profile, task) if profile.is_tiny else ""
+        settings = lambda: pipeline_fingerprint(pipeline)  # noqa: E731
     else:
-        settings = pipeline_fingerprint(pipeline) if profile.is_tiny and pipeline is not None else ""
-    if settings and _shipped(name, settings, profile, train_yourself) is not None:
-        return "the shipped stage (data/stages/" + name + ")"
+        run = "chain" if name == "r1_zero" else "search"
+        if _finished(_r1_zero_folder(profile, run), profile.grpo.max_steps) is not None:
+            return "its own run"
+        settings = lambda: r1_zero_fingerprint(profile, run)  # noqa: E731
+    if _shipped(name, settings, profile, train_yourself) is not None:
+        return f"the shipped stage ({short_path(STAGES_DIR / name)})"
     return "trained first (TRAIN_STAGES is on)" if train_yourself and profile.is_tiny else "trained first"
 
 

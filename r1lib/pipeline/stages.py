@@ -48,6 +48,7 @@ class Pipeline(StageBookkeeping):
         held = self.general.all_examples()[::4]
         self.general_eval = held[: config.num_general_eval]
         self.general_train = self.general.generate(2000, seed=config.seed, exclude=[e.question for e in held])
+        self.provided: dict[str, Path] = {}  # stages taken from elsewhere for this session (see provide)
 
     # ------------------------------------------------------------------ models
 
@@ -63,9 +64,30 @@ class Pipeline(StageBookkeeping):
         """
         if stage == "base":
             return self.base.name_or_path
+        if self._provided(stage) is not None:
+            return self._provided(stage)
         if stage in STAGES and not self.done(stage):
             getattr(self, stage)()
         return self.final(stage)
+
+    def _provided(self, stage: str) -> Path | None:
+        """The model provided for ``stage`` (see :meth:`provide`), unless the stage has its own finished run."""
+        return self.provided[stage] if stage in self.provided and not self.done(stage) else None
+
+    @staticmethod
+    def _check_model_stage(stage: str) -> None:
+        models = tuple(s for s in STAGES if not s.endswith("_data") and s != "reward_model")
+        if stage not in models:
+            raise ValueError(f"only a policy's training stage can come from elsewhere, one of {models}; got {stage!r}")
+
+    def provide(self, stage: str, model_dir: str | Path) -> Path:
+        """Use the model in ``model_dir`` (a stage shipped with r1lib) as ``stage``'s for this session,
+        without writing anything into the pipeline's folder: later stages start from it, and the
+        stage's own method returns it instead of training. A finished run of the stage in the
+        pipeline's folder still comes first, and a new pipeline object trains its own."""
+        self._check_model_stage(stage)
+        self.provided[stage] = Path(model_dir)
+        return self.model_of(stage)
 
     # ------------------------------------------------------------------ training stages
 
@@ -73,6 +95,9 @@ class Pipeline(StageBookkeeping):
         """Train a stage (or a variant) from ``start``'s model with the trainer ``make_trainer(model,
         tokenizer, folder)`` builds: skipped when done, resumed from its checkpoint when interrupted;
         returns the folder of its final model."""
+        if self._provided(stage) is not None:
+            return self._provided(stage)
+
         def train() -> tuple[Path, dict[str, Any]]:
             model, tokenizer = self.load(self.model_of(start))
             trainer = make_trainer(model, tokenizer, self.folder(stage))
@@ -105,18 +130,16 @@ class Pipeline(StageBookkeeping):
         :meth:`reasoning_rl` keeps all three and weighs the last by 0)."""
         return [make_accuracy_reward(self.task), readable_format_reward, self.config.language_reward()]
 
-    def adopt(self, stage: str, model_dir: str | Path, origin: str = "own run") -> Path:
-        """Use a model trained elsewhere as this pipeline's training stage ``stage``: notebook 03's
-        R1-Zero, or a stage shipped with r1lib. ``origin`` (``"own run"``, ``"shipped"``) is recorded
-        in its ``stage.json``; a stage already done is kept as it is."""
-        if stage not in STAGES or stage.endswith("_data"):
-            raise ValueError(f"only a training stage can be adopted, one of "
-                             f"{tuple(s for s in STAGES if not s.endswith('_data'))}; got {stage!r}")
+    def adopt(self, stage: str, model_dir: str | Path) -> Path:
+        """Make a model trained elsewhere (notebook 03's R1-Zero) this pipeline's ``stage``: it is
+        saved into the stage's folder and counts as done (``stage.json`` records where it came
+        from); a stage already done is kept as it is. For a stage shipped with r1lib, see :meth:`provide`."""
+        self._check_model_stage(stage)
 
         def adopt() -> tuple[Path, dict[str, Any]]:
             model, tokenizer = self.load(model_dir)
             save_checkpoint(self.final(stage), model, tokenizer)
-            return self.final(stage), {"adopted_from": str(model_dir), "origin": origin}
+            return self.final(stage), {"adopted_from": str(model_dir)}
 
         # Adopting trains nothing, so its log says only that it finished.
         return self.run_once(stage, adopt, lambda: self.final(stage), announce=False)
@@ -127,6 +150,8 @@ class Pipeline(StageBookkeeping):
         The configured size writes ``cold_start/``; another size its own ``cold_start_n<size>/``.
         """
         size = self.config.cold_start.size if size == "config" else size
+        if size == self.config.cold_start.size and self._provided("cold_start") is not None:
+            return self._provided("cold_start")  # before the set is built: it needs R1-Zero's samples
         examples = self.cold_start_data()
         chosen = examples if size is None else examples[:size]
         stage = "cold_start" if size == self.config.cold_start.size else f"cold_start_n{len(chosen)}"
@@ -207,6 +232,8 @@ class Pipeline(StageBookkeeping):
 
     def all_scenarios_rl(self) -> Path:
         """Stage 4: one RL run over reasoning and general prompts; every reward abstains off its kind."""
+        if self._provided("all_scenarios_rl") is not None:
+            return self._provided("all_scenarios_rl")  # before the reward model, which it would train
         scorer = self.scorer()
         rewards = [
             scoped_to_task(make_accuracy_reward(self.task), "reasoning"),

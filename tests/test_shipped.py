@@ -216,13 +216,27 @@ def test_the_pipeline_is_provided_shipped_stages_and_its_own_runs_come_first(run
     again = Pipeline(cpu.model, pipeline_config(cpu), runs / "pipeline" / "cpu", progress=False)
     own = predecessors.pipeline_r1_zero(again, cpu)
     assert own == Predecessor("r1_zero", again.final("r1_zero"), "own run") and again.done("r1_zero")
+    assert str(own).startswith("R1-Zero on chains, seed 0 (notebook 03): its own run, runs/pipeline/cpu/r1_zero/final")
     adopted = load_file(again.final("r1_zero") / "model.safetensors")
     weights = model.state_dict()
     assert adopted and all(torch.equal(value, weights[name]) for name, value in adopted.items())
+    assert predecessors.pipeline_r1_zero(again, cpu) == own  # read back: still notebook 03's
     with pytest.raises(ValueError, match="only a policy's training stage"):
         again.provide("reward_model", shipped.STAGES_DIR / "cold_start")
     with pytest.raises(ValueError, match="name must be one of"):
         pipeline_stage(again, "reward_model", cpu)
+
+
+def test_a_pipeline_whose_r1_zero_is_its_own_says_so(runs):
+    """The smoke profile's pipeline trains a shorter R1-Zero than notebook 03's: it is not labelled as 03's."""
+    smoke = get_profile("smoke")
+    pipeline = Pipeline(smoke.model, pipeline_config(smoke), runs / "pipeline" / "smoke", progress=False)
+    model, tokenizer = load_model_and_tokenizer(ModelSpec(str(TINY_BASE)), trainable=False)
+    save_checkpoint(pipeline.final("r1_zero"), model, tokenizer)
+    (pipeline.folder("r1_zero") / "stage.json").write_text(json.dumps({"start": "base", "steps": 2}))
+    found = predecessors.pipeline_r1_zero(pipeline, smoke)
+    assert str(found) == ("the pipeline's own R1-Zero (its settings are not notebook 03's): its own run, "
+                          "runs/pipeline/smoke/r1_zero/final")
 
 
 # ------------------------------------------------------------------ the plan a notebook prints first

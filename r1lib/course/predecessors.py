@@ -20,6 +20,7 @@ shipped R1-Zero, and so on); an own run on another machine may differ from them 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ class Predecessor:
     path: Path  # the model's folder
     origin: str  # one of ORIGINS
     what: str = ""  # what the model is, when not the shipped stage's description (another profile's run)
+    made_by: str = ""  # who made it, when not the shipped stage's notebook
 
     def __post_init__(self) -> None:
         if self.stage not in SHIPPED or self.origin not in ORIGINS:
@@ -61,7 +63,7 @@ class Predecessor:
         shipped = SHIPPED[self.stage]
         where = {"own run": "its own run", "shipped": "the stage shipped with r1lib (sha256 checked)",
                  "trained now": "trained just now"}[self.origin]
-        return f"{self.what or shipped.what} ({shipped.made_by}): {where}, {short_path(self.path)}"
+        return f"{self.what or shipped.what} ({self.made_by or shipped.made_by}): {where}, {short_path(self.path)}"
 
 
 def short_path(path: Path) -> str:
@@ -151,7 +153,7 @@ def _adopts_notebook_03(pipeline: Pipeline, profile: Profile) -> bool:
             and (c.num_train_prompts, c.num_eval_prompts) == (profile.num_train_prompts, profile.num_eval_prompts))
 
 
-OWN_PIPELINE_R1_ZERO = "the pipeline's own R1-Zero (its settings are not notebook 03's)"
+OWN_PIPELINE_R1_ZERO = ("the pipeline's own R1-Zero", "its settings are not notebook 03's")  # what, made by
 
 
 def pipeline_r1_zero(pipeline: Pipeline, profile: Profile, train_yourself: bool = False) -> Predecessor:
@@ -159,9 +161,11 @@ def pipeline_r1_zero(pipeline: Pipeline, profile: Profile, train_yourself: bool 
     as :func:`r1_zero` finds it: its run is adopted into the pipeline's folder, the shipped stage is
     provided for this session. Otherwise the pipeline trains (or has) its own."""
     if pipeline.done("r1_zero"):
-        return Predecessor("r1_zero", pipeline.final("r1_zero"), "own run", _r1_zero_what(profile, "chain"))
+        adopted = "adopted_from" in json.loads((pipeline.folder("r1_zero") / "stage.json").read_text())
+        what, made_by = (_r1_zero_what(profile, "chain"), "") if adopted else OWN_PIPELINE_R1_ZERO
+        return Predecessor("r1_zero", pipeline.final("r1_zero"), "own run", what, made_by)
     if not _adopts_notebook_03(pipeline, profile):
-        return Predecessor("r1_zero", pipeline.r1_zero(), "trained now", OWN_PIPELINE_R1_ZERO)
+        return Predecessor("r1_zero", pipeline.r1_zero(), "trained now", *OWN_PIPELINE_R1_ZERO)
     found = r1_zero(profile, "chain", train_yourself)
     if found.origin == "shipped":
         return Predecessor("r1_zero", pipeline.provide("r1_zero", found.path), "shipped", found.what)

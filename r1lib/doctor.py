@@ -3,8 +3,9 @@
 One line per check, each ``ok``, ``warn`` or ``FAIL``; a FAIL line ends with the command that fixes
 it, and any FAIL makes the exit status non-zero (a warn does not). The checks: Python, torch,
 transformers and TRL against the tested versions; CPU cores and free memory; the GPU and the
-precision it gets; the shipped tiny models and trained stages (sha256 checked); whether ipywidgets can draw the dashboards; which
-profile runs; and, from a ~10-second calibration run, how long ``make course`` takes here.
+precision it gets; the shipped tiny models and trained stages (sha256 checked); whether
+ipywidgets can draw the dashboards; which profile runs; and, from a ~10-second calibration run,
+how long ``make course`` takes here.
 
 ``--no-calibration`` skips the timing run, ``--json`` prints the report for a program.
 """
@@ -337,7 +338,8 @@ def run_checks(calibrate: bool = True) -> list[Check]:
     steps: list[tuple[str, Callable[[], Check | list[Check]]]] = [
         *((package, lambda package=package: check_version(package)) for package in TESTED),
         ("cpu", check_cpu), ("memory", check_memory), ("gpu", check_gpu),
-        ("tiny models", check_models), ("shipped stages", check_stages), ("widgets", check_widgets), ("profile", check_profile),
+        ("tiny models", check_models), ("shipped stages", check_stages), ("widgets", check_widgets),
+        ("profile", check_profile),
     ]
     if calibrate:
         steps.append(("course time", check_course_time))

@@ -81,8 +81,8 @@ def _finished(folder: Path, max_steps: int) -> Path | None:
     return final if final is not None and (checkpoint_step(final) or 0) >= max_steps else None
 
 
-def _base_weights(profile_or_spec_path: str) -> str:
-    return file_sha256(Path(profile_or_spec_path) / "model.safetensors")
+def _base_weights(model_dir: str) -> str:
+    return file_sha256(Path(model_dir) / "model.safetensors")
 
 
 def _task_of(profile: Profile, run: str) -> str:

@@ -181,6 +181,8 @@ GPU_SPEEDS = {"T4": (65e12, 320e9), "L4": (121e12, 300e9), "A10": (125e12, 600e9
               "H100": (989e12, 3.35e12), "H200": (989e12, 4.8e12)}
 TRAINING_UTILISATION = 0.3  # a typical share of the peak that small-batch training reaches
 SECONDS_PER_DECODE_STEP_AND_LAYER = 8e-4  # Python and kernel launches bound token-by-token decoding of a small model
+# Colab's free GPU, for estimates made on any machine (the plans of r1lib.course.predecessors).
+COLAB_T4 = DeviceInfo("cuda", "Tesla T4", 15 * GIB, (7, 5))
 
 
 def estimate_step_seconds(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..checkpoint import checkpoint_step, latest_checkpoint
 from ..configs import GRPOConfig, SFTConfig
-from ..estimates import GIB, KNOWN_SHAPES, DeviceInfo, estimate_step_seconds
+from ..estimates import COLAB_T4, KNOWN_SHAPES, DeviceInfo, estimate_step_seconds
 from ..experiment import build_experiment
 from ..grpo import GRPOTrainer
 from ..pipeline import Pipeline, pipeline_config
@@ -41,7 +41,6 @@ READS: dict[str, tuple[str, ...]] = {
     "09": ("r1_zero", "search_r1_zero", "cold_start", "final_r1"),
 }
 PIPELINE_STAGE = {"cold_start": "cold_start", "final_r1": "all_scenarios_rl"}
-COLAB_T4 = DeviceInfo("cuda", "Tesla T4", 15 * GIB, (7, 5))
 PROMPT_TOKENS = 200  # a GSM8K prompt in Qwen's chat template, rounded up
 
 

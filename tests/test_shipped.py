@@ -250,7 +250,7 @@ def test_the_plan_says_where_each_comes_from_and_what_a_t4_would_train(runs):
     assert "TRAIN_STAGES = True" in text and "an estimate from FLOPs" in text
     assert "trained first (TRAIN_STAGES is on)" in plan("04", cpu, train_yourself=True)
     assert plan("08", cpu) == "notebook 08 reads no model of an earlier notebook"
-    with pytest.raises(ValueError, match="needs its pipeline"):
+    with pytest.raises(ValueError, match="needs the pipeline"):
         plan("09", cpu)
     gpu = get_profile("gpu")
     first_04, first_06 = gpu_training_first("04", gpu), gpu_training_first("06", gpu)

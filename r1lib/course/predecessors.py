@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ..checkpoint import checkpoint_step, latest_checkpoint
 from ..configs import GRPOConfig, SFTConfig
-from ..estimates import COLAB_T4, KNOWN_SHAPES, DeviceInfo, estimate_step_seconds
+from ..estimates import COLAB_T4, KNOWN_SHAPES, estimate_step_seconds
 from ..experiment import build_experiment
 from ..grpo import GRPOTrainer
 from ..pipeline import Pipeline, pipeline_config
@@ -110,6 +110,26 @@ def _shipped(name: str, settings: Callable[[], str], profile: Profile, train_you
     return None if train_yourself or not profile.is_tiny else find(name, settings())
 
 
+def _available(name: str, profile: Profile, pipeline: Pipeline | None, train_yourself: bool) -> tuple[str, Path | None]:
+    """Where ``name`` would come from, without training or providing anything: ``("own run", its
+    folder)``, ``("shipped", the stage's folder)`` or ``("trained now", None)``."""
+    if name in PIPELINE_STAGE:
+        if pipeline is None:
+            raise ValueError(f"finding the pipeline's {name} needs the pipeline")
+        stage = PIPELINE_STAGE[name]
+        if pipeline.done(stage):
+            return "own run", pipeline.final(stage)
+        settings = lambda: pipeline_fingerprint(pipeline)  # noqa: E731
+    else:
+        run = "chain" if name == "r1_zero" else "search"
+        own = _finished(_r1_zero_folder(profile, run), profile.grpo.max_steps)
+        if own is not None:
+            return "own run", own
+        settings = lambda: r1_zero_fingerprint(profile, run)  # noqa: E731
+    shipped = _shipped(name, settings, profile, train_yourself)
+    return ("shipped", shipped) if shipped is not None else ("trained now", None)
+
+
 def _r1_zero_what(profile: Profile, run: str) -> str:
     return "" if profile.task == "chain" or run == "search" else f"R1-Zero on {profile.task}, seed 0"
 
@@ -126,12 +146,9 @@ def r1_zero(profile: Profile, run: str = "chain", train_yourself: bool = False) 
         raise ValueError(f"run must be 'chain' (notebook 03) or 'search' (notebook 04), got {run!r}")
     name, folder = ("r1_zero" if run == "chain" else "search_r1_zero"), _r1_zero_folder(profile, run)
     what = _r1_zero_what(profile, run)
-    own = _finished(folder, profile.grpo.max_steps)
-    if own is not None:
-        return Predecessor(name, own, "own run", what)
-    shipped = _shipped(name, lambda: r1_zero_fingerprint(profile, run), profile, train_yourself)
-    if shipped is not None:
-        return Predecessor(name, shipped, "shipped", what)
+    origin, found = _available(name, profile, None, train_yourself)
+    if found is not None:
+        return Predecessor(name, found, origin, what)
     exp = build_experiment(profile, seed=0, task=None if run == "chain" else "search")
     trainer = GRPOTrainer(exp.model, exp.tokenizer, exp.task, exp.reward_funcs, exp.train_examples, profile.grpo, folder,
                           eval_examples=exp.eval_examples)
@@ -177,11 +194,11 @@ def pipeline_stage(pipeline: Pipeline, name: str, profile: Profile, train_yourse
     if name not in PIPELINE_STAGE:
         raise ValueError(f"name must be one of {tuple(PIPELINE_STAGE)}, got {name!r}")
     stage = PIPELINE_STAGE[name]
-    if pipeline.done(stage):
-        return Predecessor(name, pipeline.final(stage), "own run")
-    shipped = _shipped(name, lambda: pipeline_fingerprint(pipeline), profile, train_yourself)
-    if shipped is not None:
-        return Predecessor(name, pipeline.provide(stage, shipped), "shipped")
+    origin, found = _available(name, profile, pipeline, train_yourself)
+    if origin == "own run":
+        return Predecessor(name, found, origin)
+    if origin == "shipped":
+        return Predecessor(name, pipeline.provide(stage, found), origin)
     pipeline_r1_zero(pipeline, profile, train_yourself)  # so that the cold start samples notebook 03's R1-Zero
     return Predecessor(name, pipeline.model_of(stage), "trained now")
 
@@ -189,17 +206,15 @@ def pipeline_stage(pipeline: Pipeline, name: str, profile: Profile, train_yourse
 # ---------------------------------------------------------------------------------------------- plan
 
 
-def _grpo_minutes(config: GRPOConfig, model: str, device: DeviceInfo) -> float | None:
+def _t4_minutes(config: GRPOConfig | SFTConfig, model: str) -> float | None:
+    """A run's estimated minutes on a Colab T4: GRPO samples its completions, SFT only trains on
+    ``max_length`` tokens; None for a model whose shape is not known."""
     shape = KNOWN_SHAPES.get(model)
-    seconds = shape and estimate_step_seconds(shape, device, config.per_device_train_batch_size * config.gradient_accumulation_steps,
-                                              PROMPT_TOKENS, config.max_completion_length)
-    return seconds * config.max_steps / 60 if seconds else None
-
-
-def _sft_minutes(config: SFTConfig, model: str, device: DeviceInfo) -> float | None:
-    shape = KNOWN_SHAPES.get(model)
-    seconds = shape and estimate_step_seconds(shape, device, config.per_device_train_batch_size * config.gradient_accumulation_steps,
-                                              config.max_length, 0, generate=False)
+    batch = config.per_device_train_batch_size * config.gradient_accumulation_steps
+    if isinstance(config, GRPOConfig):
+        seconds = shape and estimate_step_seconds(shape, COLAB_T4, batch, PROMPT_TOKENS, config.max_completion_length)
+    else:
+        seconds = shape and estimate_step_seconds(shape, COLAB_T4, batch, config.max_length, 0, generate=False)
     return seconds * config.max_steps / 60 if seconds else None
 
 
@@ -213,30 +228,22 @@ def gpu_training_first(notebook: str, gpu: Profile | None = None) -> list[tuple[
     if notebook in ("07", "09") or not reads:
         return []
     if notebook == "04":
-        return [(f"notebook 03's R1-Zero ({gpu.grpo.max_steps} GRPO steps on {model})", _grpo_minutes(gpu.grpo, model, COLAB_T4))]
+        return [(f"notebook 03's R1-Zero ({gpu.grpo.max_steps} GRPO steps on {model})", _t4_minutes(gpu.grpo, model))]
     config = pipeline_config(gpu)
     first = [(f"the pipeline's R1-Zero ({config.r1_zero.max_steps} GRPO steps on {model})",
-              _grpo_minutes(config.r1_zero, model, COLAB_T4))]
+              _t4_minutes(config.r1_zero, model))]
     if "cold_start" in reads:
         first.append((f"the cold start ({config.cold_start_sft.max_steps} SFT steps on {config.cold_start.size} "
-                      f"examples)", _sft_minutes(config.cold_start_sft, model, COLAB_T4)))
+                      f"examples)", _t4_minutes(config.cold_start_sft, model)))
     return first
 
 
 def _where(name: str, profile: Profile, pipeline: Pipeline | None, train_yourself: bool) -> str:
-    if name in PIPELINE_STAGE:
-        if pipeline is None:
-            raise ValueError(f"the plan of a notebook that reads the pipeline's {name} needs its pipeline")
-        if pipeline.done(PIPELINE_STAGE[name]):
-            return "its own run"
-        settings = lambda: pipeline_fingerprint(pipeline)  # noqa: E731
-    else:
-        run = "chain" if name == "r1_zero" else "search"
-        if _finished(_r1_zero_folder(profile, run), profile.grpo.max_steps) is not None:
-            return "its own run"
-        settings = lambda: r1_zero_fingerprint(profile, run)  # noqa: E731
-    if _shipped(name, settings, profile, train_yourself) is not None:
-        return f"the shipped stage ({short_path(STAGES_DIR / name)})"
+    origin, found = _available(name, profile, pipeline, train_yourself)
+    if origin == "own run":
+        return "its own run"
+    if origin == "shipped":
+        return f"the shipped stage ({short_path(found)})"
     return "trained first (TRAIN_STAGES is on)" if train_yourself and profile.is_tiny else "trained first"
 
 

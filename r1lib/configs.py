@@ -7,7 +7,8 @@ shares; each algorithm's config extends it:
 * :class:`GRPOConfig` for GRPO (R1-Zero and the RL stages of R1),
 * :class:`SFTConfig` for supervised fine-tuning (cold start, rejection-sampling SFT, distillation),
 * :class:`DistillConfig` for logit and on-policy distillation,
-* :class:`RewardModelConfig` for the Bradley-Terry reward model.
+* :class:`RewardModelConfig` for the Bradley-Terry reward model,
+* :class:`DPOConfig` for DPO, whose trained model is an implicit reward model.
 
 (The tiny world's pretraining config, which nests the corpus and model shapes, lives with them in
 :mod:`r1lib.tiny.pretrain`.)
@@ -610,6 +611,35 @@ class RewardModelConfig(TrainingConfig):
         return problems
 
 
+
+@dataclass
+class DPOConfig(TrainingConfig):
+    """DPO training of a causal LM on preference pairs (:mod:`r1lib.dpo`), which the course uses as an
+    implicit reward model. ``per_device_train_batch_size`` counts preference pairs."""
+
+    max_steps: int = field(default=200, metadata={"help": "Number of optimizer updates in the run."})
+    per_device_train_batch_size: int = field(
+        default=16,
+        metadata={"help": "Preference pairs (chosen, rejected) per forward/backward pass."},
+    )
+    beta: float = field(
+        default=0.1,
+        metadata={"help": "The KL strength beta of DPO's implicit reward beta * (log pi - log pi_ref), > 0: "
+                          "smaller lets the model move further from the reference for the same reward margin."},
+    )
+    eval_steps: int = field(
+        default=50,
+        metadata={"help": "Evaluate (pairwise accuracy on held-out pairs) every this many optimizer steps, and at "
+                          "the last step."},
+    )
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            problems.append(f"beta must be a positive number, got {self.beta}")
+        return problems
+
+
 # ---------------------------------------------------------------------------- r1lib and TRL
 
 # Each config's counterpart in TRL: fields of the same name mean the same thing (see r1lib.scale).
@@ -617,6 +647,7 @@ TRL_COUNTERPARTS = {
     "GRPOConfig": "trl.GRPOConfig",
     "SFTConfig": "trl.SFTConfig",
     "RewardModelConfig": "trl.RewardConfig",
+    "DPOConfig": "trl.DPOConfig",
     "DistillConfig": "trl.experimental.gkd.GKDConfig",
 }
 TRL_CHECKED_VERSION = "1.16.0"  # the TRL whose defaults TRL_DEFAULT_DIFFERENCES records
@@ -679,5 +710,11 @@ TRL_DEFAULT_DIFFERENCES: dict[str, dict[str, tuple[Any, str]]] = {
         "save_steps": (500, "course runs last hundreds of steps, not thousands"),
         "eval_steps": (None, "evaluate preference accuracy every 50 of the 200 steps"),
         "center_rewards_coefficient": (None, "both mean off; a number keeps the field a float"),
+    },
+    "DPOConfig": {
+        "max_steps": (-1, "runs are counted in optimizer steps; TRL's -1 means 'train for num_train_epochs'"),
+        "per_device_train_batch_size": (8, "tiny models: 16 pairs per pass cost little"),
+        "learning_rate": (1e-6, "a tiny model; TRL's rate is for a pretrained LLM"),
+        "eval_steps": (None, "evaluate preference accuracy every 50 of the 200 steps"),
     },
 }

@@ -53,54 +53,32 @@ def bradley_terry_loss(chosen_scores: torch.Tensor, rejected_scores: torch.Tenso
 # ----------------------------------------------------------------------------- scoring
 
 
-class RewardModel:
-    """A scalar scorer of (prompt, completion) pairs, wrapping a one-label sequence classifier.
+class Scorer:
+    """What every reward model shares: batched scoring and the TRL-signature reward built on it.
 
-    ``max_length`` caps the tokens per sequence (default: the model's position limit); longer
-    sequences keep the end of the prompt and the start of the completion, then the EOS.
+    A subclass sets ``model`` (the trained network), ``tokenizer``, ``max_length`` and ``batch_size``,
+    and implements :meth:`forward_scores`. :class:`RewardModel` is the Bradley-Terry one;
+    :class:`r1lib.dpo.ImplicitRewardModel` is DPO's.
     """
 
-    def __init__(
-        self, model: torch.nn.Module, tokenizer: Any, max_length: int | None = None, batch_size: int = 32
-    ) -> None:
-        if getattr(model.config, "num_labels", 1) != 1:
-            raise ValueError(f"a reward model has one output, this model has num_labels={model.config.num_labels}")
-        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
-            raise ValueError("the tokenizer needs both an EOS and a pad token")
-        if getattr(model.config, "pad_token_id", None) != tokenizer.pad_token_id:
-            # The model finds the scored token by comparing ids with its own pad_token_id.
-            raise ValueError(
-                f"model.config.pad_token_id={getattr(model.config, 'pad_token_id', None)} but the tokenizer's pad "
-                f"token id is {tokenizer.pad_token_id}; set model.config.pad_token_id"
-            )
-        # With pad == EOS (common for Qwen tokenizers) the model pools the last completion token
-        # instead of the EOS: padded and unpadded rows still agree, the score just cannot see the stop.
-        limit = getattr(model.config, "max_position_embeddings", None) or 2048
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_length = int(max_length or limit)
-        self.batch_size = batch_size
+    model: torch.nn.Module
+    tokenizer: Any
+    max_length: int
+    batch_size: int
+
+    def _check_sizes(self) -> None:
         if self.max_length < 4:
             raise ValueError(f"max_length must be >= 4, got {self.max_length}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def encode(self, prompt: Any, completion: Any) -> list[int]:
-        """Token ids of one ``prompt + completion + EOS``, cut to ``max_length`` as the class describes."""
-        return encode(self.tokenizer, prompt, completion_text(completion), self.max_length)[0]
-
     def forward_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> torch.Tensor:
         """Scores of one batch as a 1-D tensor, with gradients (for training)."""
-        if len(prompts) != len(completions):
-            raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        rows = [[encode(self.tokenizer, p, completion_text(c), self.max_length)] for p, c in zip(prompts, completions)]
-        batch = collate(rows, self.tokenizer.pad_token_id, pad_left=True, attention_mask=True)
-        del batch["labels"]  # a sequence classifier given labels would compute a loss of its own
-        return self.model(**{k: v.to(self.device) for k, v in batch.items()}, use_cache=False).logits[:, 0].float()
+        raise NotImplementedError
 
     @torch.no_grad()
     def score(self, prompts: Sequence[Any], completions: Sequence[Any]) -> list[float]:
@@ -143,6 +121,49 @@ class RewardModel:
         reward.__qualname__ = name
         return reward
 
+
+class RewardModel(Scorer):
+    """A scalar scorer of (prompt, completion) pairs, wrapping a one-label sequence classifier.
+
+    ``max_length`` caps the tokens per sequence (default: the model's position limit); longer
+    sequences keep the end of the prompt and the start of the completion, then the EOS.
+    """
+
+    def __init__(
+        self, model: torch.nn.Module, tokenizer: Any, max_length: int | None = None, batch_size: int = 32
+    ) -> None:
+        if getattr(model.config, "num_labels", 1) != 1:
+            raise ValueError(f"a reward model has one output, this model has num_labels={model.config.num_labels}")
+        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs both an EOS and a pad token")
+        if getattr(model.config, "pad_token_id", None) != tokenizer.pad_token_id:
+            # The model finds the scored token by comparing ids with its own pad_token_id.
+            raise ValueError(
+                f"model.config.pad_token_id={getattr(model.config, 'pad_token_id', None)} but the tokenizer's pad "
+                f"token id is {tokenizer.pad_token_id}; set model.config.pad_token_id"
+            )
+        # With pad == EOS (common for Qwen tokenizers) the model pools the last completion token
+        # instead of the EOS: padded and unpadded rows still agree, the score just cannot see the stop.
+        limit = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = int(max_length or limit)
+        self.batch_size = batch_size
+        self._check_sizes()
+
+    def encode(self, prompt: Any, completion: Any) -> list[int]:
+        """Token ids of one ``prompt + completion + EOS``, cut to ``max_length`` as the class describes."""
+        return encode(self.tokenizer, prompt, completion_text(completion), self.max_length)[0]
+
+    def forward_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> torch.Tensor:
+        """Scores of one batch as a 1-D tensor, with gradients (for training)."""
+        if len(prompts) != len(completions):
+            raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
+        rows = [[encode(self.tokenizer, p, completion_text(c), self.max_length)] for p, c in zip(prompts, completions)]
+        batch = collate(rows, self.tokenizer.pad_token_id, pad_left=True, attention_mask=True)
+        del batch["labels"]  # a sequence classifier given labels would compute a loss of its own
+        return self.model(**{k: v.to(self.device) for k, v in batch.items()}, use_cache=False).logits[:, 0].float()
+
     def save(self, path: str | Path) -> Path:
         """Write model (safetensors) and tokenizer to ``path`` atomically; ``RewardModel.load`` reads it back."""
         with atomic_directory(path) as tmp:
@@ -167,7 +188,7 @@ def _safe_applies(applies: Callable[[Any], bool], prompt: Any) -> bool:
         return False
 
 
-def preference_accuracy(reward_model: RewardModel, pairs: Sequence[PreferencePair]) -> float:
+def preference_accuracy(reward_model: Scorer, pairs: Sequence[PreferencePair]) -> float:
     """Share of pairs whose chosen reply outscores the rejected one.
 
     A tie counts half, so that a constant scorer gets exactly 0.5 (chance).

@@ -21,6 +21,7 @@ from r1lib.configs import (
     TRL_COUNTERPARTS,
     TRL_DEFAULT_DIFFERENCES,
     DistillConfig,
+    DPOConfig,
     GRPOConfig,
     RewardModelConfig,
     SFTConfig,
@@ -33,7 +34,7 @@ from r1lib.scale import LaunchPlan
 from r1lib.tiny.corpus import CorpusConfig
 from r1lib.tiny.model import TinyModelConfig
 
-CONFIGS = [TrainingConfig, GRPOConfig, SFTConfig, DistillConfig, RewardModelConfig]
+CONFIGS = [TrainingConfig, GRPOConfig, SFTConfig, DistillConfig, RewardModelConfig, DPOConfig]
 # The other dataclasses a user sets: a model's placement and LoRA adapter, a cluster launch plan, a
 # profile, the tiny world's corpus and model shape, and the multi-stage pipeline's settings.
 OTHER_CONFIGS = [ModelSpec, LoraSettings, LaunchPlan, Profile, CorpusConfig, TinyModelConfig,

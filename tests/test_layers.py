@@ -71,6 +71,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
         "grpo", "grpo.loss", "grpo.scoring", "grpo.trainer",
         "distill", "distill.losses", "distill.traces", "distill.trainer",
         "reward_model",     # the Bradley-Terry scorer and its trainer (one module, so the trainer's layer)
+        "dpo",              # DPO's implicit reward model and its trainer
         "tiny.reward_model",  # the tiny world's scorer, built from a saved tiny LM
     ),
     # Whole stages of the recipe, run from their own command lines.

@@ -5,7 +5,7 @@
 #
 # 2. **Reasoning RL with a language-consistency reward.** The paper saw chains of thought mix languages during RL, "particularly when RL prompts involve multiple languages". We recreate that condition: half of the RL prompts are posed in the tiny world's second language. We then run stage 2 with and without the reward, on 3 seeds each.
 # 3. **Rejection sampling and SFT.** Sample the stage-2 model, keep only correct, readable, single-language, not overlong samples (about 600k in the paper), and mix in general data (about 200k). Then fine-tune **starting again from the base model**. We run both start points, the base and stage 2, on 3 seeds each.
-# 4. **RL for all scenarios.** Rules score reasoning prompts, and a reward model trained on preferences scores general prompts. A reward model can be fooled, so we judge general replies by a **gold rule** instead: a reply is acceptable when it is exactly one of the task's preferred forms. Then we push the reward model until it is fooled, and contain it.
+# 4. **RL for all scenarios.** Rules score reasoning prompts, and a reward model trained on preferences scores general prompts. A reward model can be fooled, so we judge general replies by a **gold rule** instead: a reply is acceptable when it is exactly one of the task's preferred forms. Then we push the reward model until it is fooled, contain it, and find the setting in which RL against it makes general replies better than stage 3's.
 #
 # Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again.
 #
@@ -248,7 +248,8 @@ plt.tight_layout(); plt.show()
 #
 # * **reward model alone**: all the steps, no KL penalty;
 # * **final steps only**: the containment the paper reports. In its final RL stage, the general data and the preference rewards come in only for the last 400 of 1,700 steps, because longer training on the model-based reward led to reward hacking. Here that is the same share of this run's steps;
-# * **KL to stage 3**: all the steps, with a strong KL penalty (β = 1) towards the stage-3 model.
+# * **KL to stage 3**: all the steps, with a strong KL penalty (β = 1) towards the stage-3 model;
+# * **gentle**: half the steps at a fifth of the learning rate (1e-4), with a small KL penalty (β = 0.1). Stage 4 above is gentle in the same way, but there general prompts are a quarter of each batch; here they are all of it.
 
 # %%
 show_source(reward_hacking.arm_config)
@@ -269,13 +270,34 @@ stage3_quality = study["rm_alone"][0]
 say(f"From the stage-3 model (reward-model score {stage3_quality['rm_score']:.2f}, gold {stage3_quality['gold_general']:.2f}): "
     f"the reward model alone ends at score **{end['rm_alone']['rm_score']:.2f}** with gold **{end['rm_alone']['gold_general']:.2f}**. "
     f"Final steps only: score {end['final_steps']['rm_score']:.2f}, gold {end['final_steps']['gold_general']:.2f}. "
-    f"KL to stage 3: score {end['kl']['rm_score']:.2f}, gold {end['kl']['gold_general']:.2f}.")
+    f"KL to stage 3: score {end['kl']['rm_score']:.2f}, gold {end['kl']['gold_general']:.2f}. "
+    f"Gentle: score {end['gentle']['rm_score']:.2f}, gold {end['gentle']['gold_general']:.2f}.")
 collapse = next((p["step"] for p in study["rm_alone"] if p["gold_general"] < stage3_quality["gold_general"] - 0.2), None)
-improved = [labels[n] for n in ("final_steps", "kl") if end[n]["gold_general"] > stage3_quality["gold_general"]]
-say((f"Alone, the reward model's gold first falls 0.2 below stage 3's at step {collapse}. " if collapse is not None
-     else "In this run the reward model alone never takes gold 0.2 below stage 3's. ")
-    + (f"Gold ends above stage 3's with: {', '.join(improved)}." if improved else
-       "Neither containment ends with gold above stage 3's."))
+say(f"Alone, the reward model's gold first falls 0.2 below stage 3's at step {collapse}." if collapse is not None
+    else "In this run the reward model alone never takes gold 0.2 below stage 3's.")
+
+# %% [markdown]
+# The probe's gold (8 replies to each of the 15 held-out requests) is too coarse to tell a small gain from noise. So we compare the gentle run's replies with stage 3's **request by request**: 16 replies to each, from the same seed, on the 45 requests stage 4's prompts are drawn from and on the 15 held-out ones. Pairing removes what the requests differ in (some names are harder for every model), and the standard error is that of the per-request differences:
+
+# %%
+show_source(reward_hacking.gold_change)
+gentle = pipeline.final("all_scenarios_rl_gentle")
+request_sets = {"requests RL trained on": reward_hacking.training_requests(pipeline), "held-out requests": pipeline.general_eval}
+better = {name: reward_hacking.gold_change(pipeline, gentle, pipeline.final("rejection_sft"), requests)
+          for name, requests in request_sets.items()}
+fig, ax = plt.subplots(figsize=(6, 2.6))
+for i, (name, change) in enumerate(better.items()):
+    ax.barh(i, change["change"], xerr=2 * change["stderr"], capsize=4, color="tab:green")
+ax.set_yticks(range(len(better)), [f"{name} ({c['requests']})" for name, c in better.items()])
+ax.axvline(0, color="black", lw=0.8); ax.invert_yaxis(); ax.grid(alpha=0.3, axis="x")
+ax.set_xlabel("gold quality, gentle run minus stage 3 (± 2 standard errors)")
+plt.tight_layout(); plt.show()
+trained_on, held_out = better["requests RL trained on"], better["held-out requests"]
+say(f"On the requests RL trained on, gold goes from {trained_on['before']:.3f} to **{trained_on['after']:.3f}**: "
+    f"**{trained_on['change']:+.3f} ± {trained_on['stderr']:.3f}**. On held-out requests: {held_out['before']:.3f} → "
+    f"{held_out['after']:.3f}, {held_out['change']:+.3f} ± {held_out['stderr']:.3f}"
+    + (" (more than twice its error)." if held_out["change"] > 2 * held_out["stderr"] else
+       ", within twice its error: on names it never trained on, the gain is not shown."))
 
 # %% [markdown]
 # The replies the hacked policy's reward model likes best, among those the gold judge rejects, found automatically:
@@ -288,7 +310,7 @@ show_html(html_table(["request", "reply", "reward-model score", "gold verdict"],
                      [[h["request"], h["reply"], f"{h['score']:+.2f}", h["verdict"]] for h in hacks]))
 
 # %% [markdown]
-# **What it means.** The reward model's score rises while the gold judge watches quality fall: that is reward hacking. The hacks are what the reward model cannot see, and the table above shows their kinds. The paper's containment limits how long the policy is exposed to the reward model; the KL limits how far it may move. How much of stage 3's gold each one keeps at this learning rate is in the sentences above the table, and whether either makes replies *better* than stage 3's. A reward model blind to names gives RL little that is true to climb. Improving general replies needs a better judge, which is why R1 used rules wherever a rule exists. Note also the hacked model's reasoning in the table below: trained on general prompts alone, with no rule reward to hold it, it forgets how to reason.
+# **What it means.** The reward model's score rises while the gold judge watches quality fall: that is reward hacking. The hacks are what the reward model cannot see, and the table above shows their kinds. The paper's containment limits how long the policy is exposed to the reward model; the KL limits how far it may move. At a high learning rate they only keep part of stage 3's gold. Small steps near stage 3 do more: the policy moves only a little towards what the reward model likes, and gold rises above stage 3's on the requests it trained on. On held-out names the sentences above say whether it rises too; a reward model blind to names has little that is true to teach there, which is why R1 used rules wherever a rule exists (exercise 4 tries a judge that reads names). Note also the hacked model's reasoning in the table below: trained on general prompts alone, with no rule reward to hold it, it forgets how to reason.
 #
 # ## Stage by stage
 #
@@ -299,7 +321,8 @@ rows = {"base": "base", "R1-Zero": "r1_zero", "cold start": "cold_start", "stage
         "stage 2 without the language reward": "reasoning_rl_without_lc",
         "stage 3 (from base)": "rejection_sft", "stage 3 (from stage 2)": "rejection_sft_from_reasoning_rl",
         "stage 4": "all_scenarios_rl", "stage 4, reward model alone (hacked)": "all_scenarios_rl_rm_alone",
-        "stage 4, final steps only (contained)": "all_scenarios_rl_final_steps", "stage 4, KL to stage 3": "all_scenarios_rl_kl"}
+        "stage 4, final steps only (contained)": "all_scenarios_rl_final_steps", "stage 4, KL to stage 3": "all_scenarios_rl_kl",
+        "stage 4, gentle (contained)": "all_scenarios_rl_gentle"}
 table, samples = {}, {}
 for name, stage in rows.items():
     model, tokenizer = pipeline.load(pipeline.model_of(stage))
@@ -357,13 +380,14 @@ say(f"Language consistency: R1-Zero {z['language_consistency']:.2f}, stage 2 **{
 # * The **cold start** fixed what R1-Zero did badly: a readable format with a summary, which RL could not find on its own (notebook 05's sweep).
 # * **Stage 2**'s language reward is what keeps second-language prompts answered in their language; without it, RL lets them drift.
 # * Reasoning-only training (cold start, stage 2) wears down general replies below the base's. **Stage 3**'s mix raises them again, judged by the gold rule and not only by the reward model.
-# * **Stage 4** holds the reasoning with rules. Its reward model cannot make general replies better than its own blind spots allow, and pushed hard it makes them worse; the table's hacked row has the highest reward-model score of all and the lowest gold.
+# * **Stage 4** holds the reasoning with rules. Its reward model, pushed hard, makes general replies worse: the table's hacked row has the highest reward-model score of all and the lowest gold. Run gently on general prompts, it makes them better than stage 3's on the requests it trained on, by the amount measured above.
 # * R1-Zero's pass@1 here is on prompts in both languages, and R1-Zero never saw the second one (the sentence above splits it by language). The paper's +17–25% over R1-Zero is on real benchmarks. The tiny world's relative gains measure a different thing and should not be compared with them.
 #
 # ## Exercises
 # 1. Split the stage-2 ablation by language: which prompts lose consistency without the reward, first-language or second-language ones?
 # 2. Stage 4 gives the reward model half the weight of accuracy. Compare the two rewards' scales in stage 4's log. Why might a larger weight hurt reasoning?
 # 3. Use the gold judge on stage 4's logged general replies (`completions.jsonl`). Which verdicts does the reward model score highest?
+# 4. A judge that reads names. DPO (Rafailov et al., 2023) trains the language model itself on the preference pairs, and its **implicit reward** $\beta\,[\log \pi_\theta(y \mid x) - \log \pi_{\text{ref}}(y \mid x)]$ scores a reply token by token, each token conditioned on the request. Train one on the same pairs (`pipeline.implicit_scorer()`), compare its accuracy against wrong names with the Bradley-Terry model's, then run the gentle arm against it (`reward_hacking.DPO_ARM`) and compare gold with the gentle run's.
 
 # %% [solution]
 # Solution to exercise 1 (collapsed): consistency per prompt language, with and without the reward, every seed.
@@ -397,6 +421,22 @@ for verdict, scores in sorted(scored.items(), key=lambda item: -np.mean(item[1])
     print(f"{verdict:>14}: {len(scores):4d} replies, mean reward-model score {np.mean(scores):+.2f}")
 # Set the wrong-subject line beside the acceptable one and the rude one: how far apart does the reward model put them?
 
+# %% [solution]
+# Solution to exercise 4 (collapsed): the implicit judge against wrong names, then the gentle arm against it.
+from r1lib.dpo import dpo_loss
+show_source(dpo_loss)
+implicit = pipeline.implicit_scorer()  # trains the DPO judge on first use (about 25 s on the cpu profile)
+wrong_names = [p for p in held_pairs if p.kind == "wrong_subject"]
+print(f"against wrong names on held-out requests: Bradley-Terry {preference_accuracy(scorer, wrong_names):.0%}, "
+      f"DPO's implicit reward {preference_accuracy(implicit, wrong_names):.0%} ({len(wrong_names)} pairs)")
+dpo_run = reward_hacking.run_arm(pipeline, reward_hacking.DPO_ARM, steps=100 if profile.name != "smoke" else 6,
+                                 probe_every=10 if profile.name != "smoke" else 3)
+for name, requests in request_sets.items():
+    change = reward_hacking.gold_change(pipeline, dpo_run, pipeline.final("rejection_sft"), requests)
+    print(f"{name}: gold {change['before']:.3f} -> {change['after']:.3f}, {change['change']:+.3f} ± {change['stderr']:.3f} "
+          f"(the Bradley-Terry gentle run: {better[name]['change']:+.3f} ± {better[name]['stderr']:.3f})")
+# The implicit judge is a whole language model, so it costs a second model's memory and forward pass per score.
+
 # %% [markdown]
 # ## The GPU profile
 #
@@ -416,9 +456,12 @@ if profile.name == "cpu":
     assert drift["es"] < drift["en"] - 0.3, drift  # the drift is on the second-language prompts
     assert gap > 2 * gap_err and summary[True]["consistency"][0] >= cold_consistency, (gap, gap_err, summary)
     # Reward hacking: the hacked run ends above the contained ones by the reward model, below them by gold.
-    for contained in ("final_steps", "kl"):
+    for contained in ("final_steps", "kl", "gentle"):
         assert end["rm_alone"]["rm_score"] > end[contained]["rm_score"], end
         assert end["rm_alone"]["gold_general"] < end[contained]["gold_general"], end
+    # Contained gently, stage 4's general RL leaves gold above stage 3's, paired over requests.
+    assert trained_on["change"] > 2 * trained_on["stderr"], better
+    assert held_out["change"] > 0, better
     assert end["kl"]["gold_general"] > end["rm_alone"]["gold_general"] + 0.3, end  # the KL holds most of stage 3's gold
     assert end["rm_alone"]["gold_general"] < stage3_quality["gold_general"] - 0.3, end  # gold collapses
     assert by_kind["wrong_subject"] < 0.6 and rm_accuracy >= 0.75, by_kind  # the blind spot the hacks exploit

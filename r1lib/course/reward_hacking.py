@@ -9,10 +9,14 @@ learning rate high enough that the policy finds what the reward model cannot see
 * ``reward model alone``: many steps, no KL; the reward-model score keeps rising while gold falls;
 * ``final steps only``: the paper's containment, the preference reward for the last 400 of 1,700
   steps of the final RL stage (the same share of this run's steps);
-* ``KL to stage 3``: all the steps, held near the stage-3 model by a strong KL penalty.
+* ``KL to stage 3``: all the steps, held near the stage-3 model by a strong KL penalty;
+* ``gentle``: half the steps at a fifth of the learning rate, with a small KL penalty: the one
+  setting here in which RL makes general replies better than stage 3's, not only less bad.
 
 A :class:`GoldProbe` measures gold and the reward model's score every few steps, so each arm leaves a
 curve; :func:`top_hacks` lists the replies the reward model likes most that the gold judge rejects.
+:data:`DPO_ARM` is the gentle arm against another judge, DPO's implicit reward model (notebook 06's
+exercise), and :func:`gold_change` compares an arm's replies with stage 3's, request by request.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from typing import Any
 from ..checkpoint import atomic_write_text
 from ..configs import GRPOConfig
 from ..grpo import GRPOTrainer
-from ..pipeline import Pipeline, general_quality
-from ..reward_model import RewardModel
+from ..pipeline import Pipeline, general_quality, gold_per_request, paired_difference
+from ..reward_model import Scorer
 from ..rejection import sample_groups
 from ..tasks.base import Example
 from ..tasks.general import GeneralTask
@@ -36,32 +40,45 @@ from ..trainer import Record, Trainer, TrainerCallback
 PAPER_PREFERENCE_SHARE = 400 / 1700  # the final RL stage's steps with preference rewards, of all its steps
 
 
+JUDGES = ("bradley_terry", "dpo")  # Pipeline.scorer() and Pipeline.implicit_scorer()
+
+
 @dataclass(frozen=True)
 class Arm:
-    """One way to run stage 4's general RL: its folder suffix, KL coefficient and share of the steps."""
+    """One way to run stage 4's general RL: its folder suffix, KL coefficient, share of the study's
+    steps, learning rate (``None``: the study's) and judge (one of :data:`JUDGES`)."""
 
     name: str
     label: str
     beta: float = 0.0
     step_share: float = 1.0
+    learning_rate: float | None = None
+    judge: str = "bradley_terry"
 
     def __post_init__(self) -> None:
         if self.beta < 0 or not 0 < self.step_share <= 1:
             raise ValueError(f"need beta >= 0 and 0 < step_share <= 1, got {self.beta}, {self.step_share}")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be None or > 0, got {self.learning_rate}")
+        if self.judge not in JUDGES:
+            raise ValueError(f"judge must be one of {JUDGES}, got {self.judge!r}")
 
 
 ARMS = (
     Arm("rm_alone", "reward model alone"),
     Arm("final_steps", "final steps only (the paper)", step_share=PAPER_PREFERENCE_SHARE),
     Arm("kl", "KL to stage 3 (beta 1)", beta=1.0),
+    Arm("gentle", "gentle (lr 1e-4, beta 0.1, half the steps)", beta=0.1, step_share=0.5, learning_rate=1e-4),
 )
+DPO_ARM = Arm("gentle_dpo", "gentle, judged by DPO's implicit reward model", beta=0.1, step_share=0.5,
+              learning_rate=1e-4, judge="dpo")
 
 
 class GoldProbe(TrainerCallback):
     """Every ``every`` steps, measure gold quality and the reward model's score of the policy's replies
     on held-out requests, and append them to ``path`` (jsonl; a resumed run drops points past its step)."""
 
-    def __init__(self, path: Path, requests: Sequence[Example], scorer: RewardModel, every: int, k: int,
+    def __init__(self, path: Path, requests: Sequence[Example], scorer: Scorer, every: int, k: int,
                  seed: int = 11) -> None:
         self.path, self.requests, self.scorer, self.every, self.k, self.seed = path, list(requests), scorer, every, k, seed
 
@@ -101,20 +118,28 @@ def read_curve(path: Path) -> list[dict[str, Any]]:
 
 
 def arm_config(pipeline: Pipeline, arm: Arm, steps: int, learning_rate: float) -> GRPOConfig:
-    """The GRPO settings of ``arm``: stage 4's, with a constant ``learning_rate``, the arm's KL and steps."""
+    """The GRPO settings of ``arm``: stage 4's, with a constant learning rate (the arm's, else
+    ``learning_rate``), the arm's KL and its share of ``steps``."""
     arm_steps = max(1, round(steps * arm.step_share))
-    return replace(pipeline.config.all_scenarios_rl, max_steps=arm_steps, beta=arm.beta, learning_rate=learning_rate,
-                   lr_scheduler_type="constant", warmup_ratio=0.0, warmup_steps=0, reward_weights=None,
-                   max_completion_length=48, save_steps=max(1, arm_steps // 2), eval_steps=arm_steps)
+    return replace(pipeline.config.all_scenarios_rl, max_steps=arm_steps, beta=arm.beta,
+                   learning_rate=arm.learning_rate or learning_rate, lr_scheduler_type="constant", warmup_ratio=0.0,
+                   warmup_steps=0, reward_weights=None, max_completion_length=48, save_steps=max(1, arm_steps // 2),
+                   eval_steps=arm_steps)
+
+
+def judge_of(pipeline: Pipeline, arm: Arm) -> Scorer:
+    """The reward model ``arm`` is trained against (trained first when missing)."""
+    return pipeline.implicit_scorer() if arm.judge == "dpo" else pipeline.scorer()
 
 
 def run_arm(pipeline: Pipeline, arm: Arm, steps: int = 100, learning_rate: float = 5e-4, probe_every: int = 10,
             probe_k: int = 8) -> Path:
     """Train ``arm`` from the stage-3 model (skipped when done, resumed when interrupted); its folder is
-    ``all_scenarios_rl_<arm.name>`` under the pipeline, with the probe's ``gold_curve.jsonl``."""
+    ``all_scenarios_rl_<arm.name>`` under the pipeline, with the probe's ``gold_curve.jsonl``, whose
+    reward-model scores are the arm's own judge's."""
     stage = f"all_scenarios_rl_{arm.name}"
     config = arm_config(pipeline, arm, steps, learning_rate)
-    scorer = pipeline.scorer()
+    scorer = judge_of(pipeline, arm)
     probe = GoldProbe(pipeline.folder(stage) / "gold_curve.jsonl", pipeline.general_eval, scorer, probe_every, probe_k)
     final = pipeline.train_stage(stage, "rejection_sft", lambda model, tokenizer, out: GRPOTrainer(
         model, tokenizer, pipeline.general, [scorer.as_reward_func("reward_model")], pipeline.general_train, config,
@@ -131,7 +156,7 @@ def run_study(pipeline: Pipeline, arms: Sequence[Arm] = ARMS, **settings: Any) -
     return {arm.name: read_curve(run_arm(pipeline, arm, **settings).parent / "gold_curve.jsonl") for arm in arms}
 
 
-def top_hacks(model, tokenizer, scorer: RewardModel, requests: Sequence[Example], k: int = 16, seed: int = 12,
+def top_hacks(model, tokenizer, scorer: Scorer, requests: Sequence[Example], k: int = 16, seed: int = 12,
               count: int = 8) -> list[dict[str, Any]]:
     """The ``count`` distinct replies the reward model scores highest among those the gold judge rejects:
     request, reply, score and verdict, best score first."""
@@ -146,3 +171,22 @@ def top_hacks(model, tokenizer, scorer: RewardModel, requests: Sequence[Example]
             found[(request.question, text)] = {"request": request.question, "reply": text, "score": score,
                                                "verdict": verdict}
     return sorted(found.values(), key=lambda hack: -hack["score"])[:count]
+
+
+def training_requests(pipeline: Pipeline) -> list[Example]:
+    """The distinct general requests that stage 4's RL prompts are drawn from (none of them held out)."""
+    trained_on = {e.question for e in pipeline.general_train}
+    return [e for e in pipeline.general.all_examples() if e.question in trained_on]
+
+
+def gold_change(pipeline: Pipeline, after: Path, before: Path, requests: Sequence[Example], k: int = 16,
+                seed: int = 11) -> dict[str, float]:
+    """Gold quality of the models in ``after`` and ``before`` on ``requests`` (``k`` replies each, the
+    same seed for both), and the paired change with its standard error over requests."""
+    values = {}
+    for name, folder in (("after", after), ("before", before)):
+        model, tokenizer = pipeline.load(folder)
+        values[name] = gold_per_request(model, tokenizer, requests, k=k, seed=seed)
+    change, error = paired_difference(values["after"], values["before"])
+    return {"before": sum(values["before"]) / len(requests), "after": sum(values["after"]) / len(requests),
+            "change": change, "stderr": error, "requests": len(requests)}

@@ -8,6 +8,8 @@ model and writes its own folder under one root::
     reasoning_rl/     stage 2: GRPO with accuracy + readable format + language consistency, on
                       prompts posed in two languages (the paper's condition for language mixing)
     reward_model/     a Bradley-Terry reward model for general prompts
+    reward_model_dpo/ its alternative, DPO's implicit reward model on the same pairs (no stage reads it;
+                      notebook 06 compares the two judges)
     rejection_data/   stage 3's data: correct, readable, single-language, not overlong samples of
                       stage 2, mixed with general replies chosen by the reward model (jsonl)
     rejection_sft/    stage 3: SFT on that mix, from the base (or from stage 2: one switch)
@@ -43,9 +45,11 @@ from .report import (
     TABLE_COLUMNS,
     evaluate_stage,
     general_quality,
+    gold_per_request,
     language_consistency,
     language_scores,
     off_language_share,
+    paired_difference,
     readable_rate,
     relative_gains,
 )
@@ -60,9 +64,11 @@ __all__ = [
     "RejectionSamplingConfig",
     "evaluate_stage",
     "general_quality",
+    "gold_per_request",
     "language_consistency",
     "language_scores",
     "off_language_share",
+    "paired_difference",
     "pipeline_config",
     "readable_rate",
     "relative_gains",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..configs import GRPOConfig, RewardModelConfig, SFTConfig
+from ..configs import DPOConfig, GRPOConfig, RewardModelConfig, SFTConfig
 from ..rewards import RewardFunc, make_script_consistency_reward, tiny_language_consistency_reward
 
 STAGES = ("r1_zero", "cold_start_data", "cold_start", "reasoning_rl", "reward_model", "rejection_data",
@@ -130,6 +130,11 @@ class PipelineConfig:
         metadata={"help": "Stage 4's GRPO; reward_weights in the order accuracy, readable format, language "
                           "consistency (reasoning prompts), reward model (general prompts)."},
     )
+    dpo_reward_model: DPOConfig = field(
+        default_factory=DPOConfig,
+        metadata={"help": "DPO of the base on the general preference pairs: an implicit reward model, the "
+                          "alternative judge of general replies (Pipeline.dpo_reward_model)."},
+    )
     rejection_sft_start: str = field(
         default="base",
         metadata={"help": f"Where stage 3 starts, one of {', '.join(START_POINTS)}: the paper restarts from the "
@@ -212,6 +217,8 @@ def tiny_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, size_factor: float = 
         rejection_sft=sft_for(100),
         all_scenarios_rl=grpo_for(50, reward_weights=[1.0, 0.5, 0.5, 0.5], max_completion_length=READABLE_LENGTH,
                                   learning_rate=grpo.learning_rate / 2),
+        dpo_reward_model=DPOConfig(max_steps=steps(200), per_device_train_batch_size=16, learning_rate=1e-4,
+                                        save_steps=steps(200), eval_steps=steps(200)),
         num_eval_prompts=256 if size_factor >= 1 else 64,
     )
 
@@ -248,6 +255,8 @@ def gpu_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, reasoning_task: str = 
         rejection=RejectionSamplingConfig(num_prompts=500, samples_per_prompt=4, max_tokens=grpo.max_completion_length),
         rejection_sft=shorter(sft, 150),
         all_scenarios_rl=shorter(replace(grpo, reward_weights=[1.0, 0.5, 0.5, 0.5]), 60),
+        dpo_reward_model=DPOConfig(max_steps=200, per_device_train_batch_size=8, learning_rate=1e-6,
+                                        save_steps=100, eval_steps=100, fp16=grpo.fp16),
         reasoning_task=reasoning_task,
         num_train_prompts=2000,
         num_eval_prompts=100,

@@ -72,12 +72,7 @@ def general_quality(model, tokenizer, requests: Sequence[Example], k: int = 16, 
     ``rm_score`` (with ``scorer``) the reward model's mean score, a second opinion that stage 4
     optimises and therefore cannot judge it.
     """
-    if not requests or k < 1:
-        raise ValueError(f"need at least one request and k >= 1, got {len(requests)} requests and k={k}")
-    general = GeneralTask()
-    groups = list(sample_groups(model, tokenizer, [general.prompt(e) for e in requests], k, max_new_tokens, 1.0, seed,
-                                batch_prompts=None))
-    verdicts = [general.judge(text, request) for group, request in zip(groups, requests) for text in group.texts]
+    groups, verdicts = _judged_replies(model, tokenizer, requests, k, seed, max_new_tokens)
     per_request = [sum(v == "acceptable" for v in verdicts[i * k : (i + 1) * k]) / k for i in range(len(requests))]
     quality = {"gold_general": sum(per_request) / len(per_request), "gold_general_stderr": standard_error(per_request)}
     quality.update({f"general/{v}": verdicts.count(v) / len(verdicts) for v in VERDICTS})
@@ -85,6 +80,36 @@ def general_quality(model, tokenizer, requests: Sequence[Example], k: int = 16, 
         scores = scorer.score([g.prompt for g in groups for _ in g.texts], [t for g in groups for t in g.texts])
         quality["rm_score"] = sum(scores) / len(scores)
     return quality
+
+
+def _judged_replies(model, tokenizer, requests: Sequence[Example], k: int, seed: int, max_new_tokens: int):
+    if not requests or k < 1:
+        raise ValueError(f"need at least one request and k >= 1, got {len(requests)} requests and k={k}")
+    general = GeneralTask()
+    groups = list(sample_groups(model, tokenizer, [general.prompt(e) for e in requests], k, max_new_tokens, 1.0, seed,
+                                batch_prompts=None))
+    return groups, [general.judge(text, request) for group, request in zip(groups, requests) for text in group.texts]
+
+
+@torch.no_grad()
+def gold_per_request(model, tokenizer, requests: Sequence[Example], k: int = 16, seed: int = 0,
+                     max_new_tokens: int = 48) -> list[float]:
+    """For each request, the share of ``k`` sampled replies that the gold judge accepts: the unit over
+    which two models are compared pairwise (:func:`paired_difference`)."""
+    _, verdicts = _judged_replies(model, tokenizer, requests, k, seed, max_new_tokens)
+    return [sum(v == "acceptable" for v in verdicts[i * k : (i + 1) * k]) / k for i in range(len(requests))]
+
+
+def paired_difference(after: Sequence[float], before: Sequence[float]) -> tuple[float, float]:
+    """The mean of ``after - before`` over paired units (requests) and its standard error.
+
+    Pairing removes what the units differ in (some requests are harder than others for every
+    model), so a small change is seen that two separate error bars would hide.
+    """
+    if len(after) != len(before) or len(after) < 2:
+        raise ValueError(f"need two equally long lists of at least 2 values, got {len(after)} and {len(before)}")
+    differences = [a - b for a, b in zip(after, before)]
+    return sum(differences) / len(differences), standard_error(differences)
 
 
 def evaluate_stage(model, tokenizer, pipeline: Pipeline, k: int = 4, seed: int = 7,

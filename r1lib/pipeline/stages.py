@@ -16,6 +16,7 @@ from ..configs import GRPOConfig, SFTConfig
 from ..grpo import GRPOTrainer
 from ..models import ModelSpec, load_model_and_tokenizer
 from ..rejection import interleave_sft, rejection_sample, sample_batches
+from ..dpo import DPOTrainer, ImplicitRewardModel
 from ..reward_model import RewardModel, RewardModelTrainer, reward_model_from
 from ..records import PromptCompletion, load_jsonl, save_jsonl
 from ..rewards import RewardFunc, format_reward, make_accuracy_reward, readable_format_reward, scoped_to_task
@@ -209,6 +210,38 @@ class Pipeline(StageBookkeeping):
             return self.final(stage), {"steps": trainer.state.step, "last": history[-1] if history else {}}
 
         return self.run_once(stage, train, lambda: self.final(stage))
+
+    def dpo_reward_model(self) -> Path:
+        """DPO of the base on the reward model's preference pairs: an implicit reward model
+        (:mod:`r1lib.dpo`) whose reference is the base, the alternative judge of general replies.
+        It is a variant of the reward-model stage (folder ``reward_model_dpo``), which no stage
+        of :meth:`run` reads."""
+        stage = "reward_model_dpo"
+
+        def train() -> tuple[Path, dict[str, Any]]:
+            # Full weights, not a LoRA adapter: the saved judge must load on its own.
+            model, tokenizer = load_model_and_tokenizer(replace(self.base, lora=None))
+            reference, _ = load_model_and_tokenizer(self.base, trainable=False)
+            pairs = self.general.pairs_for(self.general_train, seed=self.config.seed)
+            evaluation = self.general.pairs_for(self.general_eval * 6, seed=self.config.seed + 1)
+            trainer = DPOTrainer(model, reference, tokenizer, pairs, self.config.dpo_reward_model,
+                                 self.folder(stage), eval_pairs=evaluation, progress=self.progress,
+                                 reference_name=str(self.base.name_or_path))
+            history = self._run_trainer(stage, trainer)
+            trainer.reward_model.save(self.final(stage))
+            return self.final(stage), {"steps": trainer.state.step, "last": history[-1] if history else {}}
+
+        return self.run_once(stage, train, lambda: self.final(stage))
+
+    def implicit_scorer(self) -> ImplicitRewardModel:
+        """The trained implicit reward model (trained first when missing), its reference the base,
+        on the base's device."""
+        if getattr(self, "_implicit_scorer", None) is None:
+            scorer = ImplicitRewardModel.load(self.dpo_reward_model(), reference=self.base.name_or_path)
+            scorer.model.to(self.base.device)
+            scorer.reference.to(self.base.device)
+            self._implicit_scorer = scorer
+        return self._implicit_scorer
 
     def scorer(self) -> RewardModel:
         """The trained reward model (trained first when missing), on the base's device."""

@@ -27,11 +27,15 @@ from r1lib.profiles import describe, get_profile, runs_dir
 from r1lib.reward_model import bradley_terry_loss, preference_accuracy
 from r1lib.rewards import make_prompt_language_consistency_reward, scoped_to_task
 from r1lib.shipped import train_stages_default
+from r1lib.solutions import run_solutions_default
 from r1lib.tasks.general import REJECTION_KINDS, GeneralTask
 from r1lib.widgets import html_table, say, show_html, show_source
 
+%load_ext r1lib.solutions
+
 profile = get_profile()
 print(describe(profile))
+RUN_SOLUTIONS = run_solutions_default(profile)  # True: the worked solution that trains a judge runs too (about a minute)
 TRAIN_STAGES = train_stages_default()  # True: train what this notebook reads instead of taking the shipped stages
 config = pipeline_config(profile)
 pipeline = Pipeline(profile.model, config, runs_dir("pipeline", profile.name), data_dir=profile.data_dir)
@@ -387,7 +391,7 @@ say(f"Language consistency: R1-Zero {z['language_consistency']:.2f}, stage 2 **{
 # 1. Split the stage-2 ablation by language: which prompts lose consistency without the reward, first-language or second-language ones?
 # 2. Stage 4 gives the reward model half the weight of accuracy. Compare the two rewards' scales in stage 4's log. Why might a larger weight hurt reasoning?
 # 3. Use the gold judge on stage 4's logged general replies (`completions.jsonl`). Which verdicts does the reward model score highest?
-# 4. A judge that reads names. DPO (Rafailov et al., 2023) trains the language model itself on the preference pairs, and its **implicit reward** $\beta\,[\log \pi_\theta(y \mid x) - \log \pi_{\text{ref}}(y \mid x)]$ scores a reply token by token, each token conditioned on the request. Train one on the same pairs (`pipeline.implicit_scorer()`), compare its accuracy against wrong names with the Bradley-Terry model's, then run the gentle arm against it (`reward_hacking.DPO_ARM`) and compare gold with the gentle run's.
+# 4. A judge that reads names. DPO (Rafailov et al., 2023) trains the language model itself on the preference pairs, and its **implicit reward** $\beta\,[\log \pi_\theta(y \mid x) - \log \pi_{\text{ref}}(y \mid x)]$ scores a reply token by token, each token conditioned on the request. Train one on the same pairs (`pipeline.implicit_scorer()`), compare its accuracy against wrong names with the Bradley-Terry model's, then run the gentle arm against it (`reward_hacking.DPO_ARM`) and compare gold with the gentle run's. Its solution trains the judge and an RL run, so it runs only with `RUN_SOLUTIONS = True` (first code cell); the published notebook shows its output.
 
 # %% [solution]
 # Solution to exercise 1 (collapsed): consistency per prompt language, with and without the reward, every seed.
@@ -422,6 +426,7 @@ for verdict, scores in sorted(scored.items(), key=lambda item: -np.mean(item[1])
 # Set the wrong-subject line beside the acceptable one and the rude one: how far apart does the reward model put them?
 
 # %% [solution]
+%%solution
 # Solution to exercise 4 (collapsed): the implicit judge against wrong names, then the gentle arm against it.
 from r1lib.dpo import dpo_loss
 show_source(dpo_loss)

@@ -35,7 +35,7 @@ OPTIONAL = {"trl": 'pip install -e ".[gpu]"'}
 
 # The calibration run timed on the reference machine; `make course` scales with it.
 # calibration_seconds: the median of 3 runs with 2 threads on an idle machine (torch 2.13 CPU build).
-REFERENCE = {"machine": "2-core CPU (no GPU)", "calibration_seconds": 11.2, "course_minutes": 16.7}
+REFERENCE = {"machine": "2-core CPU (no GPU)", "calibration_seconds": 11.2, "course_minutes": 16.9}
 CALIBRATION_STEPS = 24  # GRPO-like steps (sample, then train): about 10 s on the reference machine
 # Two torch threads sharing their cores with another busy program ran the calibration 28 times slower
 # (measured): past this many seconds, the remaining steps are projected from the ones done.

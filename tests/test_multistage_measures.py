@@ -25,14 +25,17 @@ from hypothesis import strategies as st
 
 from r1lib.cold_start import TRANSLATIONS, rewrite_readable, single_language
 from r1lib.configs import GRPOConfig, SFTConfig
-from r1lib.course.reward_hacking import ARMS, PAPER_PREFERENCE_SHARE, Arm, GoldProbe, arm_config, read_curve
+from r1lib.course.reward_hacking import (ARMS, DPO_ARM, PAPER_PREFERENCE_SHARE, Arm, GoldProbe, arm_config, read_curve,
+                                        training_requests)
 from r1lib.evaluate import EvalResult
 from r1lib.models import ModelSpec, load_model_and_tokenizer
 from r1lib.pipeline import (
     TABLE_COLUMNS,
     PipelineConfig,
     general_quality,
+    gold_per_request,
     language_consistency,
+    paired_difference,
     relative_gains,
     tiny_pipeline_config,
     variant,
@@ -567,8 +570,13 @@ def test_arm_validation():
     for beta, share in ((-0.1, 1.0), (0.0, 0.0), (0.0, 1.01), (0.0, -0.5), (-1.0, 0.0)):
         with pytest.raises(ValueError, match="beta >= 0 and 0 < step_share <= 1"):
             Arm("a", "label", beta=beta, step_share=share)
-    assert [a.name for a in ARMS] == ["rm_alone", "final_steps", "kl"]
+    assert [a.name for a in ARMS] == ["rm_alone", "final_steps", "kl", "gentle"]
     assert PAPER_PREFERENCE_SHARE == 400 / 1700
+    with pytest.raises(ValueError, match="learning_rate"):
+        Arm("a", "label", learning_rate=0.0)
+    with pytest.raises(ValueError, match="judge must be one of"):
+        Arm("a", "label", judge="gold")
+    assert DPO_ARM.judge == "dpo" and all(a.judge == "bradley_terry" for a in ARMS)
 
 
 def test_arm_config_takes_the_arms_steps_kl_and_a_constant_schedule():
@@ -585,6 +593,8 @@ def test_arm_config_takes_the_arms_steps_kl_and_a_constant_schedule():
     assert (kl.max_steps, kl.beta, kl.save_steps, kl.eval_steps) == (100, 1.0, 50, 100)
     alone = arm_config(pipeline, arms["rm_alone"], steps=30, learning_rate=1e-3)
     assert (alone.max_steps, alone.beta, alone.learning_rate) == (30, 0.0, 1e-3)
+    gentle = arm_config(pipeline, arms["gentle"], steps=100, learning_rate=5e-4)  # its own rate wins
+    assert (gentle.max_steps, gentle.beta, gentle.learning_rate, gentle.lr_scheduler_type) == (50, 0.1, 1e-4, "constant")
     tiny = arm_config(pipeline, arms["final_steps"], steps=2, learning_rate=5e-4)  # round(0.47) = 0 -> at least 1
     assert (tiny.max_steps, tiny.save_steps, tiny.eval_steps) == (1, 1, 1)
     assert stage4.lr_scheduler_type == "cosine" and stage4.beta == 0.04  # stage 4's own config is untouched
@@ -701,6 +711,8 @@ def test_general_quality_is_the_gold_judges_verdict_on_the_same_samples(tiny_bas
     assert quality["rm_score"] == pytest.approx(sum(map(len, texts)) / len(texts))
     assert scorer.prompts == [user(e.question) for e in REQUESTS_EVAL for _ in range(K)]  # one prompt per reply
     assert set(quality) == {"gold_general", "gold_general_stderr", "rm_score"} | {f"general/{v}" for v in VERDICTS}
+    # The per-request values that paired comparisons use are the same samples' shares.
+    assert gold_per_request(model, tokenizer, REQUESTS_EVAL, k=K, seed=SEED, max_new_tokens=MAX_NEW) == pytest.approx(per_request)
 
 
 def test_general_quality_is_seeded_and_needs_requests(tiny_base):
@@ -713,3 +725,26 @@ def test_general_quality_is_seeded_and_needs_requests(tiny_base):
         general_quality(model, tokenizer, [], k=4)
     with pytest.raises(ValueError, match="k >= 1"):
         general_quality(model, tokenizer, REQUESTS_EVAL[:1], k=0)
+
+
+def test_paired_difference_by_hand_and_its_errors():
+    # differences 0.1, 0.3, 0.2: mean 0.2, sample sd 0.1, standard error 0.1 / sqrt(3)
+    change, error = paired_difference([0.6, 0.8, 0.9], [0.5, 0.5, 0.7])
+    assert change == pytest.approx(0.2) and error == pytest.approx(0.1 / 3 ** 0.5)
+    # A shift shared by every request leaves no error at all: what pairing removes.
+    assert paired_difference([0.3, 0.9, 0.5], [0.2, 0.8, 0.4]) == (pytest.approx(0.1), pytest.approx(0.0, abs=1e-12))
+    for after, before in (([0.5], [0.4]), ([0.5, 0.6], [0.4])):
+        with pytest.raises(ValueError, match="equally long"):
+            paired_difference(after, before)
+
+
+def test_training_requests_are_the_distinct_requests_rl_draws_from():
+    general = GeneralTask()
+    held = general.all_examples()[::4]
+    pipeline = SimpleNamespace(general=general,
+                               general_train=general.generate(300, seed=0, exclude=[e.question for e in held]))
+    requests = training_requests(pipeline)
+    questions = [e.question for e in requests]
+    assert len(questions) == len(set(questions)) == len(general.all_examples()) - len(held)
+    assert set(questions) == {e.question for e in pipeline.general_train}
+    assert not set(questions) & {e.question for e in held}

@@ -9,7 +9,7 @@
 #
 # Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again.
 #
-# **Time.** On the cpu profile, about six minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (RL, reward model, rejection sampling, SFT, final RL): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
+# **Time.** On the cpu profile, about six and a half minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (RL, reward model, rejection sampling, SFT, final RL): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
 #
 # **On its own.** This notebook reads notebook 03's R1-Zero and notebook 05's cold start. When their runs are missing, the cpu profile takes the ones shipped with r1lib (trained by `make stages` with the same code and seeds, their files checked against their recorded sha256) and starts at once; the gpu profile trains them first, and the cell after the install cell prints how long a T4 needs for that (an estimate). The cell after the install cell prints where each comes from, and `TRAIN_STAGES = True` in it trains them here instead.
 

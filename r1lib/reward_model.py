@@ -6,7 +6,9 @@ the second half: :class:`RewardModel` turns any ``AutoModelForSequenceClassifica
 with one output into ``score(prompts, completions)``, :func:`train_reward_model` fits one to
 :class:`~r1lib.tasks.general.PreferencePair` records, and :meth:`RewardModel.as_reward_func`
 makes it a TRL-signature reward that abstains (``None``) on prompts it does not apply to, so that
-it sums cleanly with the rule-based rewards of :mod:`r1lib.rewards`.
+it sums cleanly with the rule-based rewards of :mod:`r1lib.rewards`. :class:`Scorer` and
+:class:`PreferenceTrainer` are what it shares with the other judge, DPO's implicit reward model
+(:mod:`r1lib.dpo`).
 
 The score of a sequence is the head's output at its last token. Every sequence is rendered as
 ``chat template(prompt) + completion + EOS`` (:func:`r1lib.records.encode`) and padded on the *left*
@@ -32,7 +34,7 @@ from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
 from .checkpoint import atomic_directory
-from .configs import RewardModelConfig
+from .configs import RewardModelConfig, TrainingConfig
 from .records import collate, encode
 from .models import load_tokenizer
 from .rewards import RewardFunc, completion_text, never_raises
@@ -53,24 +55,37 @@ def bradley_terry_loss(chosen_scores: torch.Tensor, rejected_scores: torch.Tenso
 # ----------------------------------------------------------------------------- scoring
 
 
-class Scorer:
-    """What every reward model shares: batched scoring and the TRL-signature reward built on it.
+def encode_batch(tokenizer: Any, prompts: Sequence[Any], completions: Sequence[Any],
+                 max_length: int | None) -> dict[str, torch.Tensor]:
+    """``prompt + completion + EOS`` rows (:func:`r1lib.records.encode`), padded on the left with an
+    attention mask and positions that count each row's own tokens; ``labels`` mark the completions."""
+    if len(prompts) != len(completions):
+        raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
+    rows = [[encode(tokenizer, p, completion_text(c), max_length)] for p, c in zip(prompts, completions)]
+    return collate(rows, tokenizer.pad_token_id, pad_left=True, attention_mask=True)
 
-    A subclass sets ``model`` (the trained network), ``tokenizer``, ``max_length`` and ``batch_size``,
-    and implements :meth:`forward_scores`. :class:`RewardModel` is the Bradley-Terry one;
-    :class:`r1lib.dpo.ImplicitRewardModel` is DPO's.
+
+class Scorer:
+    """What every reward model shares: the checks of its tokenizer and sizes, batched scoring, and
+    the TRL-signature reward built on it.
+
+    A subclass implements :meth:`forward_scores`. :class:`RewardModel` is the Bradley-Terry one;
+    :class:`r1lib.dpo.ImplicitRewardModel` is DPO's. ``max_length`` caps the tokens per sequence
+    (default: the model's position limit); longer sequences keep the end of the prompt and the start
+    of the completion, then the EOS.
     """
 
-    model: torch.nn.Module
-    tokenizer: Any
-    max_length: int
-    batch_size: int
-
-    def _check_sizes(self) -> None:
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, max_length: int | None = None,
+                 batch_size: int = 32) -> None:
+        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
+            raise ValueError("the tokenizer needs both an EOS and a pad token")
+        limit = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.model, self.tokenizer = model, tokenizer
+        self.max_length, self.batch_size = int(max_length or limit), batch_size
         if self.max_length < 4:
             raise ValueError(f"max_length must be >= 4, got {self.max_length}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
     @property
     def device(self) -> torch.device:
@@ -123,19 +138,14 @@ class Scorer:
 
 
 class RewardModel(Scorer):
-    """A scalar scorer of (prompt, completion) pairs, wrapping a one-label sequence classifier.
-
-    ``max_length`` caps the tokens per sequence (default: the model's position limit); longer
-    sequences keep the end of the prompt and the start of the completion, then the EOS.
-    """
+    """A scalar scorer of (prompt, completion) pairs, wrapping a one-label sequence classifier."""
 
     def __init__(
         self, model: torch.nn.Module, tokenizer: Any, max_length: int | None = None, batch_size: int = 32
     ) -> None:
         if getattr(model.config, "num_labels", 1) != 1:
             raise ValueError(f"a reward model has one output, this model has num_labels={model.config.num_labels}")
-        if tokenizer.eos_token_id is None or tokenizer.pad_token_id is None:
-            raise ValueError("the tokenizer needs both an EOS and a pad token")
+        super().__init__(model, tokenizer, max_length, batch_size)
         if getattr(model.config, "pad_token_id", None) != tokenizer.pad_token_id:
             # The model finds the scored token by comparing ids with its own pad_token_id.
             raise ValueError(
@@ -144,12 +154,6 @@ class RewardModel(Scorer):
             )
         # With pad == EOS (common for Qwen tokenizers) the model pools the last completion token
         # instead of the EOS: padded and unpadded rows still agree, the score just cannot see the stop.
-        limit = getattr(model.config, "max_position_embeddings", None) or 2048
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_length = int(max_length or limit)
-        self.batch_size = batch_size
-        self._check_sizes()
 
     def encode(self, prompt: Any, completion: Any) -> list[int]:
         """Token ids of one ``prompt + completion + EOS``, cut to ``max_length`` as the class describes."""
@@ -157,10 +161,7 @@ class RewardModel(Scorer):
 
     def forward_scores(self, prompts: Sequence[Any], completions: Sequence[Any]) -> torch.Tensor:
         """Scores of one batch as a 1-D tensor, with gradients (for training)."""
-        if len(prompts) != len(completions):
-            raise ValueError(f"{len(prompts)} prompts for {len(completions)} completions")
-        rows = [[encode(self.tokenizer, p, completion_text(c), self.max_length)] for p, c in zip(prompts, completions)]
-        batch = collate(rows, self.tokenizer.pad_token_id, pad_left=True, attention_mask=True)
+        batch = encode_batch(self.tokenizer, prompts, completions, self.max_length)
         del batch["labels"]  # a sequence classifier given labels would compute a loss of its own
         return self.model(**{k: v.to(self.device) for k, v in batch.items()}, use_cache=False).logits[:, 0].float()
 
@@ -204,34 +205,25 @@ def preference_accuracy(reward_model: Scorer, pairs: Sequence[PreferencePair]) -
 # ----------------------------------------------------------------------------- training
 
 
-class RewardModelTrainer(Trainer):
-    """Fit a one-output sequence scorer to prefer each pair's ``chosen`` reply (Bradley-Terry).
+class PreferenceTrainer(Trainer):
+    """Fit a :class:`Scorer` to prefer each pair's ``chosen`` reply: the loop both reward models share.
 
     Each micro-batch scores the chosen and rejected replies of ``per_device_train_batch_size`` pairs
-    in one forward pass and minimises :func:`bradley_terry_loss` (plus the centering term). Metrics:
-    ``loss``, ``accuracy`` (share of the batch ranked right) and ``margin`` (mean
-    ``r_chosen - r_rejected``); with ``eval_pairs``, ``eval/accuracy`` on them.
+    in one pass of :meth:`Scorer.forward_scores` and minimises :meth:`pair_loss` (by default
+    :func:`bradley_terry_loss`). Metrics: ``loss``, ``accuracy`` (share of the batch ranked right)
+    and ``margin`` (mean ``r_chosen - r_rejected``); with ``eval_pairs``, ``eval/accuracy`` on them.
     """
 
-    name = "reward model"
     progress_keys = ("loss", "accuracy")
 
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        tokenizer: Any,
-        train_pairs: Sequence[PreferencePair],
-        config: RewardModelConfig,
-        output_dir: str | Path | None = None,
-        eval_pairs: Sequence[PreferencePair] = (),
-        callbacks: Iterable[TrainerCallback | Callable] = (),
-        progress: bool = True,
-    ) -> None:
+    def __init__(self, reward_model: Scorer, train_pairs: Sequence[PreferencePair], config: TrainingConfig,
+                 output_dir: str | Path | None = None, eval_pairs: Sequence[PreferencePair] = (),
+                 callbacks: Iterable[TrainerCallback | Callable] = (), progress: bool = True) -> None:
         if not train_pairs:
             raise ValueError("need at least one preference pair")
-        super().__init__(model, config, output_dir, tokenizer=tokenizer, callbacks=callbacks, progress=progress)
-        self.config: RewardModelConfig = config
-        self.reward_model = RewardModel(model, tokenizer)
+        super().__init__(reward_model.model, config, output_dir, tokenizer=reward_model.tokenizer,
+                         callbacks=callbacks, progress=progress)
+        self.reward_model = reward_model
         self.train_pairs, self.eval_pairs = list(train_pairs), list(eval_pairs)
         # fingerprinted, so that resuming on other pairs of the same count is refused
         self.stream = self.add_stream("stream", ExampleStream(self.train_pairs, seed=config.seed),
@@ -240,6 +232,10 @@ class RewardModelTrainer(Trainer):
     @property
     def does_evaluate(self) -> bool:
         return bool(self.eval_pairs)
+
+    def pair_loss(self, chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+        """The loss of one micro-batch's scores."""
+        return bradley_terry_loss(chosen, rejected)
 
     def training_step(self) -> dict[str, float]:
         cfg = self.config
@@ -253,9 +249,7 @@ class RewardModelTrainer(Trainer):
                     prompts + prompts, [p.chosen for p in batch] + [p.rejected for p in batch]
                 )
             chosen, rejected = scores[: len(batch)], scores[len(batch) :]
-            loss = bradley_terry_loss(chosen, rejected)
-            if cfg.center_rewards_coefficient:
-                loss = loss + cfg.center_rewards_coefficient * ((chosen + rejected) ** 2).mean()
+            loss = self.pair_loss(chosen, rejected)
             self.backward(loss / cfg.gradient_accumulation_steps)
             margin = (chosen - rejected).detach()
             totals["loss"] += loss.item() / cfg.gradient_accumulation_steps
@@ -265,6 +259,43 @@ class RewardModelTrainer(Trainer):
 
     def evaluate(self) -> dict[str, float]:
         return {"eval/accuracy": preference_accuracy(self.reward_model, self.eval_pairs)}
+
+    def train_to_the_end(self) -> list[dict[str, float]]:
+        """Train (resuming from ``output_dir`` when there is one) and return the per-step records; a
+        run stopped by Ctrl-C raises ``KeyboardInterrupt`` rather than leave a half-trained judge."""
+        history = self.train(resume_from=self.output_dir is not None)
+        if self.outcome == "interrupted":
+            raise KeyboardInterrupt(f"{self.name} training stopped at step {self.state.step} of {self.config.max_steps}"
+                                    + (f"; run again to resume from {self.output_dir}" if self.output_dir else ""))
+        self.model.eval()
+        return history
+
+
+class RewardModelTrainer(PreferenceTrainer):
+    """Fit a one-output sequence scorer with the Bradley-Terry loss (plus the centering term of
+    :class:`~r1lib.configs.RewardModelConfig`); see :class:`PreferenceTrainer` for the loop."""
+
+    name = "reward model"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: Any,
+        train_pairs: Sequence[PreferencePair],
+        config: RewardModelConfig,
+        output_dir: str | Path | None = None,
+        eval_pairs: Sequence[PreferencePair] = (),
+        callbacks: Iterable[TrainerCallback | Callable] = (),
+        progress: bool = True,
+    ) -> None:
+        super().__init__(RewardModel(model, tokenizer), train_pairs, config, output_dir, eval_pairs, callbacks, progress)
+        self.config: RewardModelConfig = config
+
+    def pair_loss(self, chosen: torch.Tensor, rejected: torch.Tensor) -> torch.Tensor:
+        loss = bradley_terry_loss(chosen, rejected)
+        if self.config.center_rewards_coefficient:
+            loss = loss + self.config.center_rewards_coefficient * ((chosen + rejected) ** 2).mean()
+        return loss
 
 
 def train_reward_model(
@@ -280,13 +311,7 @@ def train_reward_model(
     With ``output_dir`` the run writes ``metrics.jsonl`` and checkpoints there and resumes from the
     latest one; without, it trains in memory only.
     """
-    trainer = RewardModelTrainer(model, tokenizer, pairs, config, output_dir, progress=progress)
-    history = trainer.train(resume_from=output_dir is not None)
-    if trainer.outcome == "interrupted":  # the caller must not use a half-trained scorer as if it were done
-        raise KeyboardInterrupt(f"reward-model training stopped at step {trainer.state.step} of {config.max_steps}"
-                                + (f"; run again to resume from {output_dir}" if output_dir is not None else ""))
-    model.eval()
-    return history
+    return RewardModelTrainer(model, tokenizer, pairs, config, output_dir, progress=progress).train_to_the_end()
 
 
 # ----------------------------------------------------------------------------- starting from a causal LM

@@ -4,7 +4,10 @@ that learns the preferences, saving, and a stopped run resumed as if it had neve
 from __future__ import annotations
 
 import copy
+import json
 import math
+import os
+import signal
 
 import pytest
 import torch
@@ -67,7 +70,7 @@ def test_the_judge_is_exactly_zero_before_training_and_refuses_bad_settings(smal
 
 def test_scores_are_beta_times_the_log_ratio(small_pair, tiny_tokenizer):
     model, reference = small_pair
-    judge = ImplicitRewardModel(model, reference, tiny_tokenizer, beta=0.25)
+    judge = ImplicitRewardModel(model, reference, tiny_tokenizer, beta=0.25, batch_size=2)  # two batches
     with torch.no_grad():
         expected = 0.25 * (sequence_logps(model, tiny_tokenizer, PROMPTS, REPLIES)
                            - sequence_logps(reference, tiny_tokenizer, PROMPTS, REPLIES))
@@ -77,6 +80,19 @@ def test_scores_are_beta_times_the_log_ratio(small_pair, tiny_tokenizer):
     assert values[2] is None and values[:2] == pytest.approx(expected[:2].tolist(), abs=1e-5)
 
 
+def test_a_padded_vocabulary_is_accepted_and_two_vocabularies_are_not(small_pair, tiny_tokenizer):
+    model, reference = small_pair
+    for network in (model, reference):  # Qwen's embeddings have more rows than its tokenizer has tokens
+        network.resize_token_embeddings(len(tiny_tokenizer) + 8)
+    judge = ImplicitRewardModel(model, reference, tiny_tokenizer)
+    assert len(judge.score(PROMPTS, REPLIES)) == 3
+    other = build_tiny_model(tiny_tokenizer, SMALL, seed=2)
+    with pytest.raises(ValueError, match="share one vocabulary"):
+        ImplicitRewardModel(model, other, tiny_tokenizer)
+    with pytest.raises(ValueError, match="at least one preference pair"):
+        DPOTrainer(model, reference, tiny_tokenizer, [], DPOConfig(), progress=False)
+
+
 def test_dpo_learns_the_preferences_of_held_out_requests(tiny_base_path):
     general = GeneralTask()
     held = general.all_examples()[::4]
@@ -84,11 +100,21 @@ def test_dpo_learns_the_preferences_of_held_out_requests(tiny_base_path):
     pairs, evaluation = general.pairs_for(train, seed=0), general.pairs_for(held * 4, seed=1)
     model, tokenizer = load_model_and_tokenizer(ModelSpec(str(tiny_base_path)))
     reference, _ = load_model_and_tokenizer(ModelSpec(str(tiny_base_path)), trainable=False)
-    untrained = ImplicitRewardModel(model, reference, tokenizer)
-    assert preference_accuracy(untrained, evaluation) == 0.5  # every score is 0: all ties
-    judge = train_implicit_reward_model(model, reference, tokenizer, pairs,
-                                        DPOConfig(max_steps=40, per_device_train_batch_size=16), progress=False)
-    assert preference_accuracy(judge, evaluation) > 0.75
+    trainer = DPOTrainer(model, reference, tokenizer, pairs, DPOConfig(max_steps=40, eval_steps=40),
+                         eval_pairs=evaluation, progress=False)
+    history = trainer.train_to_the_end()
+    accuracy = [r["eval/accuracy"] for r in history if "eval/accuracy" in r]
+    assert accuracy[0] == 0.5  # step 0: the model is its reference, every score is 0, all ties
+    assert accuracy[-1] > 0.75 and accuracy[-1] == preference_accuracy(trainer.reward_model, evaluation)
+    assert history[-1]["loss"] < math.log(2)  # below the loss of a judge that cannot tell the replies apart
+
+
+def test_ctrl_c_raises_instead_of_returning_a_half_trained_judge(tiny_tokenizer, tmp_path):
+    trainer = _trainer(tiny_tokenizer, tmp_path / "run", 6)
+    trainer.add_callback(lambda record: os.kill(os.getpid(), signal.SIGINT) if record["step"] == 2 else None)
+    with pytest.raises(KeyboardInterrupt, match="DPO training stopped at step 2 of 6; run again to resume"):
+        trainer.train_to_the_end()
+    assert (tmp_path / "run" / "checkpoints" / "step-000002").exists()
 
 
 def test_save_and_load_round_trip(small_pair, tiny_tokenizer, tmp_path):
@@ -121,15 +147,25 @@ def _trainer(tokenizer, output_dir, max_steps, stop_at=None):
 
 def test_a_stopped_run_resumes_as_if_it_had_never_stopped(tiny_tokenizer, tmp_path):
     whole = [r for r in _trainer(tiny_tokenizer, tmp_path / "whole", 6).train() if r["step"] > 0]
+    assert [r["step"] for r in whole] == list(range(1, 7))
     first = _trainer(tiny_tokenizer, tmp_path / "split", 6, stop_at=3)
     first.train()
     assert first.outcome == "stopped" and first.state.step == 3
     resumed = _trainer(tiny_tokenizer, tmp_path / "split", 6)
     resumed.train(resume_from=True)
     assert resumed.state.step == 6
-    import json
     split = [json.loads(line) for line in (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()]
     split = [r for r in split if r["step"] > 0]
     assert [r["step"] for r in split] == list(range(1, 7))
     for mine, theirs in zip(split, whole):
-        assert mine["loss"] == pytest.approx(theirs["loss"], abs=1e-6), mine["step"]
+        for key in ("loss", "accuracy", "margin"):
+            assert mine[key] == pytest.approx(theirs[key], abs=1e-6), (key, mine["step"])
+
+
+def test_train_implicit_reward_model_returns_the_trained_judge_in_eval_mode(small_pair, tiny_tokenizer):
+    model, reference = small_pair
+    before = [p.detach().clone() for p in model.parameters()]
+    judge = train_implicit_reward_model(model, reference, tiny_tokenizer, GeneralTask().preference_pairs(8, seed=0),
+                                        DPOConfig(max_steps=2, per_device_train_batch_size=4, beta=0.2), progress=False)
+    assert judge.model is model and judge.reference is reference and judge.beta == 0.2 and not model.training
+    assert any(not torch.equal(b, p) for b, p in zip(before, model.parameters()))  # trained in place

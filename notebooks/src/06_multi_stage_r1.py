@@ -253,7 +253,7 @@ plt.tight_layout(); plt.show()
 # * **reward model alone**: all the steps, no KL penalty;
 # * **final steps only**: the containment the paper reports. In its final RL stage, the general data and the preference rewards come in only for the last 400 of 1,700 steps, because longer training on the model-based reward led to reward hacking. Here that is the same share of this run's steps;
 # * **KL to stage 3**: all the steps, with a strong KL penalty (β = 1) towards the stage-3 model;
-# * **gentle**: half the steps at a fifth of the learning rate (1e-4), with a small KL penalty (β = 0.1). Stage 4 above is gentle in the same way, but there general prompts are a quarter of each batch; here they are all of it.
+# * **gentle**: half the steps at a fifth of the learning rate (1e-4), with a small KL penalty (β = 0.1). On the cpu profile stage 4 above has the same learning rate, but there general prompts are a quarter of each batch; here they are all of it.
 
 # %%
 show_source(reward_hacking.arm_config)
@@ -281,7 +281,7 @@ say(f"Alone, the reward model's gold first falls 0.2 below stage 3's at step {co
     else "In this run the reward model alone never takes gold 0.2 below stage 3's.")
 
 # %% [markdown]
-# The probe's gold (8 replies to each of the 15 held-out requests) is too coarse to tell a small gain from noise. So we compare the gentle run's replies with stage 3's **request by request**: 16 replies to each, from the same seed, on the 45 requests stage 4's prompts are drawn from and on the 15 held-out ones. Pairing removes what the requests differ in (some names are harder for every model), and the standard error is that of the per-request differences:
+# The probe's gold (8 replies to each held-out request) is too coarse to tell a small gain from noise. So we compare the gentle run's replies with stage 3's **request by request**: 16 replies to each, from the same seed, on the requests stage 4's prompts are drawn from and on the held-out ones (the figure gives their counts). Pairing removes what the requests differ in (some names are harder for every model), and the standard error is that of the per-request differences:
 
 # %%
 show_source(reward_hacking.gold_change)
@@ -466,7 +466,9 @@ if profile.name == "cpu":
         assert end["rm_alone"]["gold_general"] < end[contained]["gold_general"], end
     # Contained gently, stage 4's general RL leaves gold above stage 3's, paired over requests.
     assert trained_on["change"] > 2 * trained_on["stderr"], better
-    assert held_out["change"] > 0, better
+    assert held_out["change"] > 0, better  # the sentence above says whether it clears twice its error
+    for contained in ("final_steps", "kl"):  # "at a high learning rate they only keep part of stage 3's gold"
+        assert end[contained]["gold_general"] < stage3_quality["gold_general"], end
     assert end["kl"]["gold_general"] > end["rm_alone"]["gold_general"] + 0.3, end  # the KL holds most of stage 3's gold
     assert end["rm_alone"]["gold_general"] < stage3_quality["gold_general"] - 0.3, end  # gold collapses
     assert by_kind["wrong_subject"] < 0.6 and rm_accuracy >= 0.75, by_kind  # the blind spot the hacks exploit

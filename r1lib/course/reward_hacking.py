@@ -3,15 +3,17 @@
 DeepSeek-R1 scored reasoning by rules and general prompts by reward models, and warned that "pure RL
 faces reward-hacking challenges". The tiny world can show it, because its general task has a gold
 judge that no model is trained on (:meth:`r1lib.tasks.general.GeneralTask.judge`). Each *arm* is a
-GRPO run from the stage-3 model on general requests only, rewarded by the reward model alone, at a
-learning rate high enough that the policy finds what the reward model cannot see:
+GRPO run from the stage-3 model on general requests only, rewarded by one reward model and nothing
+else. The first three run at a learning rate high enough that the policy finds what the reward model
+cannot see:
 
 * ``reward model alone``: many steps, no KL; the reward-model score keeps rising while gold falls;
 * ``final steps only``: the paper's containment, the preference reward for the last 400 of 1,700
   steps of the final RL stage (the same share of this run's steps);
 * ``KL to stage 3``: all the steps, held near the stage-3 model by a strong KL penalty;
-* ``gentle``: half the steps at a fifth of the learning rate, with a small KL penalty: the one
-  setting here in which RL makes general replies better than stage 3's, not only less bad.
+* ``gentle``: half the steps at a fifth of that learning rate, with a small KL penalty. In notebook
+  06's run it is the arm whose replies beat stage 3's on the requests it trained on
+  (:func:`gold_change`).
 
 A :class:`GoldProbe` measures gold and the reward model's score every few steps, so each arm leaves a
 curve; :func:`top_hacks` lists the replies the reward model likes most that the gold judge rejects.

@@ -256,7 +256,7 @@ def gpu_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, reasoning_task: str = 
         rejection_sft=shorter(sft, 150),
         all_scenarios_rl=shorter(replace(grpo, reward_weights=[1.0, 0.5, 0.5, 0.5]), 60),
         dpo_reward_model=DPOConfig(max_steps=200, per_device_train_batch_size=8, learning_rate=1e-6,
-                                        save_steps=100, eval_steps=100, fp16=grpo.fp16),
+                                        save_steps=100, eval_steps=100, fp16=grpo.fp16, bf16=grpo.bf16),
         reasoning_task=reasoning_task,
         num_train_prompts=2000,
         num_eval_prompts=100,

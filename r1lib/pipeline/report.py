@@ -73,7 +73,7 @@ def general_quality(model, tokenizer, requests: Sequence[Example], k: int = 16, 
     optimises and therefore cannot judge it.
     """
     groups, verdicts = _judged_replies(model, tokenizer, requests, k, seed, max_new_tokens)
-    per_request = [sum(v == "acceptable" for v in verdicts[i * k : (i + 1) * k]) / k for i in range(len(requests))]
+    per_request = _acceptable_shares(verdicts, k)
     quality = {"gold_general": sum(per_request) / len(per_request), "gold_general_stderr": standard_error(per_request)}
     quality.update({f"general/{v}": verdicts.count(v) / len(verdicts) for v in VERDICTS})
     if scorer is not None:
@@ -96,8 +96,11 @@ def gold_per_request(model, tokenizer, requests: Sequence[Example], k: int = 16,
                      max_new_tokens: int = 48) -> list[float]:
     """For each request, the share of ``k`` sampled replies that the gold judge accepts: the unit over
     which two models are compared pairwise (:func:`paired_difference`)."""
-    _, verdicts = _judged_replies(model, tokenizer, requests, k, seed, max_new_tokens)
-    return [sum(v == "acceptable" for v in verdicts[i * k : (i + 1) * k]) / k for i in range(len(requests))]
+    return _acceptable_shares(_judged_replies(model, tokenizer, requests, k, seed, max_new_tokens)[1], k)
+
+
+def _acceptable_shares(verdicts: Sequence[str], k: int) -> list[float]:
+    return [sum(v == "acceptable" for v in verdicts[i : i + k]) / k for i in range(0, len(verdicts), k)]
 
 
 def paired_difference(after: Sequence[float], before: Sequence[float]) -> tuple[float, float]:

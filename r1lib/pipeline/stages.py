@@ -201,8 +201,7 @@ class Pipeline(StageBookkeeping):
         def train() -> tuple[Path, dict[str, Any]]:
             _, tokenizer = self.load(self.base.name_or_path)
             model = reward_model_from(tokenizer, self.base.name_or_path, seed=self.config.seed).to(self.base.device)
-            pairs = self.general.pairs_for(self.general_train, seed=self.config.seed)
-            evaluation = self.general.pairs_for(self.general_eval * 6, seed=self.config.seed + 1)
+            pairs, evaluation = self._preference_pairs()
             trainer = RewardModelTrainer(model, tokenizer, pairs, self.config.reward_model, self.folder(stage),
                                          eval_pairs=evaluation, progress=self.progress)
             history = self._run_trainer(stage, trainer)
@@ -221,10 +220,8 @@ class Pipeline(StageBookkeeping):
         def train() -> tuple[Path, dict[str, Any]]:
             # Full weights, not a LoRA adapter: the saved judge must load on its own.
             model, tokenizer = load_model_and_tokenizer(replace(self.base, lora=None))
-            reference, _ = load_model_and_tokenizer(self.base, trainable=False)
-            pairs = self.general.pairs_for(self.general_train, seed=self.config.seed)
-            evaluation = self.general.pairs_for(self.general_eval * 6, seed=self.config.seed + 1)
-            trainer = DPOTrainer(model, reference, tokenizer, pairs, self.config.dpo_reward_model,
+            pairs, evaluation = self._preference_pairs()
+            trainer = DPOTrainer(model, self._dpo_reference(), tokenizer, pairs, self.config.dpo_reward_model,
                                  self.folder(stage), eval_pairs=evaluation, progress=self.progress,
                                  reference_name=str(self.base.name_or_path))
             history = self._run_trainer(stage, trainer)
@@ -237,11 +234,18 @@ class Pipeline(StageBookkeeping):
         """The trained implicit reward model (trained first when missing), its reference the base,
         on the base's device."""
         if getattr(self, "_implicit_scorer", None) is None:
-            scorer = ImplicitRewardModel.load(self.dpo_reward_model(), reference=self.base.name_or_path)
-            scorer.model.to(self.base.device)
-            scorer.reference.to(self.base.device)
-            self._implicit_scorer = scorer
+            scorer = ImplicitRewardModel.load(self.dpo_reward_model(), reference=self._dpo_reference())
+            self._implicit_scorer = scorer.to(self.base.device)
         return self._implicit_scorer
+
+    def _dpo_reference(self):
+        """The base, frozen and without an adapter, placed as the base spec says: DPO's reference."""
+        return load_model_and_tokenizer(replace(self.base, lora=None), trainable=False)[0]
+
+    def _preference_pairs(self):
+        """The reward models' training pairs (from the general training requests) and held-out pairs."""
+        return (self.general.pairs_for(self.general_train, seed=self.config.seed),
+                self.general.pairs_for(self.general_eval * 6, seed=self.config.seed + 1))
 
     def scorer(self) -> RewardModel:
         """The trained reward model (trained first when missing), on the base's device."""

@@ -14,8 +14,9 @@ DPO uses the trained ``pi`` as the policy. The course uses it as a **judge** for
 :class:`ImplicitRewardModel` scores a reply by ``beta * (log pi(y | x) - log pi_ref(y | x))``. The
 missing ``beta * log Z(x)`` is the same for every reply to one prompt, and GRPO compares replies
 to the same prompt, so it cannot change an advantage. The score is a sum over the reply's tokens,
-each conditioned on the request, which is how it can see whether a name in the reply matches the
-request (exercise 4 of notebook 06 measures this against the Bradley-Terry model).
+each conditioned on the request, so unlike a head on one pooled token it could, in principle, check
+a name in the reply against the request; exercise 4 of notebook 06 measures how well it does, next
+to the Bradley-Terry model.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@
 #
 # Stages that notebook 05 finished are read from `runs/pipeline/<profile>/`, not trained again.
 #
-# **Time.** On the cpu profile, about six and a half minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (RL, reward model, rejection sampling, SFT, final RL): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
+# **Time.** On the cpu profile, about seven minutes on 2 cores. On the gpu profile, about 60 minutes on a free T4 (RL, reward model, rejection sampling, SFT, final RL): an **estimate** from FLOPs and memory bandwidth (`r1lib.estimates`), not a measurement.
 #
 # **On its own.** This notebook reads notebook 03's R1-Zero and notebook 05's cold start. When their runs are missing, the cpu profile takes the ones shipped with r1lib (trained by `make stages` with the same code and seeds, their files checked against their recorded sha256) and starts at once; the gpu profile trains them first, and the cell after the install cell prints how long a T4 needs for that (an estimate). The cell after the install cell prints where each comes from, and `TRAIN_STAGES = True` in it trains them here instead.
 
@@ -314,7 +314,7 @@ show_html(html_table(["request", "reply", "reward-model score", "gold verdict"],
                      [[h["request"], h["reply"], f"{h['score']:+.2f}", h["verdict"]] for h in hacks]))
 
 # %% [markdown]
-# **What it means.** The reward model's score rises while the gold judge watches quality fall: that is reward hacking. The hacks are what the reward model cannot see, and the table above shows their kinds. The paper's containment limits how long the policy is exposed to the reward model; the KL limits how far it may move. At a high learning rate they only keep part of stage 3's gold. Small steps near stage 3 do more: the policy moves only a little towards what the reward model likes, and gold rises above stage 3's on the requests it trained on. On held-out names the sentences above say whether it rises too; a reward model blind to names has little that is true to teach there, which is why R1 used rules wherever a rule exists (exercise 4 tries a judge that reads names). Note also the hacked model's reasoning in the table below: trained on general prompts alone, with no rule reward to hold it, it forgets how to reason.
+# **What it means.** The reward model's score rises while the gold judge watches quality fall: that is reward hacking. The hacks are what the reward model cannot see, and the table above shows their kinds. The paper's containment limits how long the policy is exposed to the reward model; the KL limits how far it may move. At a high learning rate they only keep part of stage 3's gold. Small steps near stage 3 do more: the policy moves only a little towards what the reward model likes, and gold rises above stage 3's on the requests it trained on. On held-out names the sentences above say whether it rises too; a reward model blind to names has little that is true to teach there, which is why R1 used rules wherever a rule exists (exercise 4 tries another kind of judge). Note also the hacked model's reasoning in the table below: trained on general prompts alone, with no rule reward to hold it, it forgets how to reason.
 #
 # ## Stage by stage
 #
@@ -391,7 +391,7 @@ say(f"Language consistency: R1-Zero {z['language_consistency']:.2f}, stage 2 **{
 # 1. Split the stage-2 ablation by language: which prompts lose consistency without the reward, first-language or second-language ones?
 # 2. Stage 4 gives the reward model half the weight of accuracy. Compare the two rewards' scales in stage 4's log. Why might a larger weight hurt reasoning?
 # 3. Use the gold judge on stage 4's logged general replies (`completions.jsonl`). Which verdicts does the reward model score highest?
-# 4. A judge that reads names. DPO (Rafailov et al., 2023) trains the language model itself on the preference pairs, and its **implicit reward** $\beta\,[\log \pi_\theta(y \mid x) - \log \pi_{\text{ref}}(y \mid x)]$ scores a reply token by token, each token conditioned on the request. Train one on the same pairs (`pipeline.implicit_scorer()`), compare its accuracy against wrong names with the Bradley-Terry model's, then run the gentle arm against it (`reward_hacking.DPO_ARM`) and compare gold with the gentle run's. Its solution trains the judge and an RL run, so it runs only with `RUN_SOLUTIONS = True` (first code cell); the published notebook shows its output.
+# 4. Another kind of judge. DPO (Rafailov et al., 2023) trains the language model itself on the preference pairs, and its **implicit reward** $\beta\,[\log \pi_\theta(y \mid x) - \log \pi_{\text{ref}}(y \mid x)]$ scores a reply token by token, each token conditioned on the request. Train one on the same pairs (`pipeline.implicit_scorer()`), compare its accuracy against wrong names with the Bradley-Terry model's, then run the gentle arm against it (`reward_hacking.DPO_ARM`) and compare gold with the gentle run's. Does reading the reply token by token, each token conditioned on the request, make it see names? Its solution trains the judge and an RL run, so it runs only with `RUN_SOLUTIONS = True` (first code cell); the published notebook shows its output.
 
 # %% [solution]
 # Solution to exercise 1 (collapsed): consistency per prompt language, with and without the reward, every seed.

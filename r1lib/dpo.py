@@ -126,7 +126,8 @@ class ImplicitRewardModel(Scorer):
     @classmethod
     def load(cls, path: str | Path, reference: str | Path | torch.nn.Module | None = None,
              **kwargs: Any) -> ImplicitRewardModel:
-        """Load what :meth:`save` wrote, on the CPU (:meth:`to` moves it).
+        """Load what :meth:`save` wrote, on the reference's device: the CPU unless a loaded reference
+        is passed (:meth:`to` moves both).
 
         ``reference`` overrides the recorded one: a folder or hub name (a moved folder, say), or a
         model already loaded (with the placement and options of its :class:`~r1lib.models.ModelSpec`).

@@ -218,7 +218,7 @@ def tiny_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, size_factor: float = 
         all_scenarios_rl=grpo_for(50, reward_weights=[1.0, 0.5, 0.5, 0.5], max_completion_length=READABLE_LENGTH,
                                   learning_rate=grpo.learning_rate / 2),
         dpo_reward_model=DPOConfig(max_steps=steps(200), per_device_train_batch_size=16, learning_rate=1e-4,
-                                        save_steps=steps(200), eval_steps=steps(200)),
+                                   save_steps=steps(200), eval_steps=steps(200)),
         num_eval_prompts=256 if size_factor >= 1 else 64,
     )
 
@@ -256,7 +256,7 @@ def gpu_pipeline_config(grpo: GRPOConfig, sft: SFTConfig, reasoning_task: str = 
         rejection_sft=shorter(sft, 150),
         all_scenarios_rl=shorter(replace(grpo, reward_weights=[1.0, 0.5, 0.5, 0.5]), 60),
         dpo_reward_model=DPOConfig(max_steps=200, per_device_train_batch_size=8, learning_rate=1e-6,
-                                        save_steps=100, eval_steps=100, fp16=grpo.fp16, bf16=grpo.bf16),
+                                   save_steps=100, eval_steps=100, fp16=grpo.fp16, bf16=grpo.bf16),
         reasoning_task=reasoning_task,
         num_train_prompts=2000,
         num_eval_prompts=100,
